@@ -1,0 +1,365 @@
+"""One reader per MovieLens layout, auto-detected from a folder or a .zip.
+
+Layouts: ``ml-100k`` (u.data, u.item, u.genre, u.user), ``dat`` (ml-1m and ml-10m:
+``::``-separated ratings.dat, movies.dat, users.dat or tags.dat), ``csv`` (ml-20m, ml-25m,
+ml-32m, ml-latest, ml-latest-small: ratings.csv, movies.csv, tags.csv, links.csv) and
+``recbole`` (RecBole atomic files: ml-100k.inter, .item, .user with typed headers).
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from pathlib import Path, PurePosixPath
+
+import polars as pl
+
+from movierec.data.dataset import Dataset
+from movierec.errors import DataError
+
+_YEAR = re.compile(r"^(.*?)\s*\((\d{4})(?:\s*[-\u2013]\s*(?:\d{4})?)?\)\s*$")
+_ML100K_GENRES = [
+    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
+    "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
+    "Romance", "Sci-Fi", "Thriller", "War", "Western",
+]  # fmt: skip
+_NO_GENRE = {"(no genres listed)", "unknown", ""}
+
+
+class Source:
+    """Files of a release in a folder or a zip, found wherever the marker files sit."""
+
+    def __init__(self, path: str | Path) -> None:
+        p = Path(path).expanduser()
+        if not p.exists():
+            raise DataError(f"{p}: no such file or folder; give a MovieLens folder or .zip")
+        self.path = p
+        self.zip: zipfile.ZipFile | None = None
+        if p.is_file():
+            try:
+                self.zip = zipfile.ZipFile(p)
+                names = [n for n in self.zip.namelist() if not n.endswith("/")]
+            except (zipfile.BadZipFile, OSError) as e:
+                raise DataError(f"{p}: not a readable zip ({e}); download it again") from e
+        else:
+            names = [str(f.relative_to(p)) for f in p.rglob("*") if f.is_file()]
+        self.files = {PurePosixPath(n).name: n for n in sorted(names, key=len, reverse=True)}
+
+    def has(self, name: str) -> bool:
+        return name in self.files
+
+    def read(self, name: str) -> bytes:
+        rel = self.files[name]
+        try:
+            if self.zip is not None:
+                return self.zip.read(rel)
+            return (self.path / rel).read_bytes()
+        except (zipfile.BadZipFile, OSError, EOFError) as e:
+            raise DataError(f"{self.path}: cannot read {name} ({e}); the file is corrupt") from e
+
+    def file_path(self, name: str) -> Path | None:
+        return None if self.zip is not None else self.path / self.files[name]
+
+    def signature(self) -> list[tuple[str, int, int]]:
+        """(name, size, mtime_ns) of the source, to tell when a cache is stale."""
+        if self.zip is not None:
+            st = self.path.stat()
+            return [(self.path.name, st.st_size, st.st_mtime_ns)]
+        out = []
+        for n in sorted(self.files.values()):
+            st = (self.path / n).stat()
+            out.append((n, st.st_size, st.st_mtime_ns))
+        return out
+
+
+def detect(src: Source) -> str:
+    """Name of the layout of ``src``: ml-100k, dat, csv or recbole."""
+    if src.has("ratings.csv"):
+        return "csv"
+    if src.has("ratings.dat"):
+        return "dat"
+    if src.has("u.data"):
+        return "ml-100k"
+    if any(n.endswith(".inter") for n in src.files):
+        return "recbole"
+    raise DataError(
+        f"{src.path}: no known MovieLens layout (expected ratings.csv, ratings.dat, u.data "
+        "or a RecBole .inter file)"
+    )
+
+
+def split_title(title: str) -> tuple[str, int | None]:
+    """'Toy Story (1995)' -> ('Toy Story', 1995); a title without a year gives None."""
+    m = _YEAR.match(title.strip())
+    if m:
+        return m.group(1).strip(), int(m.group(2))
+    return title.strip(), None
+
+
+def _movies_frame(ids: list[int], titles: list[str], genres: list[list[str]]) -> pl.DataFrame:
+    parts = [split_title(t) for t in titles]
+    return pl.DataFrame(
+        {
+            "item": ids,
+            "title": [p[0] for p in parts],
+            "year": [p[1] for p in parts],
+            "genres": [[g for g in gs if g not in _NO_GENRE] for gs in genres],
+        },
+        schema={
+            "item": pl.Int64,
+            "title": pl.String,
+            "year": pl.Int32,
+            "genres": pl.List(pl.String),
+        },
+    )
+
+
+def _csv(data: bytes, name: str, columns: dict[str, pl.DataType], **kw) -> pl.DataFrame:
+    """Read a delimited file with the given typed columns; errors name the file and column."""
+    try:
+        df = pl.read_csv(data, **kw)
+    except (pl.exceptions.PolarsError, ValueError) as e:
+        raise DataError(f"{name}: cannot parse ({str(e).splitlines()[0]}); fix the file") from e
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise DataError(f"{name}: missing column(s) {missing}; found {df.columns}")
+    out = []
+    for c, t in columns.items():
+        try:
+            out.append(df[c].cast(t, strict=True))
+        except pl.exceptions.PolarsError as e:
+            raise DataError(f"{name}: column {c!r} has a non-numeric or bad value; fix it") from e
+    frame = pl.DataFrame(out)
+    nulls = [c for c in columns if frame[c].null_count()]
+    if nulls:
+        raise DataError(f"{name}: empty value(s) in column(s) {nulls}; fix the file")
+    return frame
+
+
+_RATING_TYPES = {"user": pl.Int64, "item": pl.Int64, "rating": pl.Float32, "timestamp": pl.Int64}
+
+
+def _ratings_delimited(data: bytes, name: str, sep: str, header: bool) -> pl.DataFrame:
+    if not data.strip():
+        raise DataError(f"{name}: the ratings file is empty; give a file with ratings")
+    kw: dict = {"separator": sep, "has_header": header, "quote_char": None}
+    if header:
+        kw["infer_schema"] = False
+        df = _csv(data, name, {}, **kw)
+        cols = df.columns
+        alias = {"userid": "user", "movieid": "item", "rating": "rating", "timestamp": "timestamp"}
+        rename = {c: alias[c.lower()] for c in cols if c.lower() in alias}
+        missing = sorted(set(alias.values()) - set(rename.values()))
+        if missing:
+            want = "userId,movieId,rating,timestamp"
+            raise DataError(f"{name}: missing column(s) {missing}; expected header {want}")
+        return _typed(df.rename(rename), name)
+    kw["new_columns"] = list(_RATING_TYPES)
+    kw["schema_overrides"] = {c: pl.String for c in _RATING_TYPES}
+    try:
+        df = pl.read_csv(data, **kw)
+    except (pl.exceptions.PolarsError, ValueError) as e:
+        raise DataError(f"{name}: cannot parse ({str(e).splitlines()[0]}); fix the file") from e
+    if df.width != 4:
+        raise DataError(
+            f"{name}: expected 4 columns (user, movie, rating, timestamp), found {df.width}"
+        )
+    return _typed(df, name)
+
+
+def _typed(df: pl.DataFrame, name: str) -> pl.DataFrame:
+    out = []
+    for c, t in _RATING_TYPES.items():
+        col = df[c]
+        try:
+            col = col.cast(t, strict=True)
+        except pl.exceptions.PolarsError:
+            # timestamps may be written as floats (RecBole); anything else is an error
+            try:
+                col = col.cast(pl.Float64, strict=True).cast(t, strict=True)
+            except pl.exceptions.PolarsError as e:
+                raise DataError(
+                    f"{name}: column {c!r} has a non-numeric value; fix or remove that row"
+                ) from e
+        if col.null_count():
+            raise DataError(f"{name}: column {c!r} has empty values; fix or remove those rows")
+        out.append(col)
+    return pl.DataFrame(out)
+
+
+def _read_ratings_csv(src: Source, name: str) -> pl.DataFrame:
+    return _ratings_delimited(src.read(name), name, ",", header=True)
+
+
+def _read_ml100k(src: Source) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+    ratings = _ratings_delimited(src.read("u.data"), "u.data", "\t", header=False)
+    genres_names = _ML100K_GENRES
+    if src.has("u.genre"):
+        lines = src.read("u.genre").decode("latin-1").splitlines()
+        genres_names = [ln.split("|")[0] for ln in lines if ln.strip()]
+    ids, titles, genres = [], [], []
+    for ln in src.read("u.item").decode("latin-1").splitlines():
+        if not ln.strip():
+            continue
+        f = ln.split("|")
+        if len(f) < 5 + len(genres_names):
+            raise DataError(f"u.item: line {ln[:40]!r} has {len(f)} fields, expected 24")
+        ids.append(int(f[0]))
+        titles.append(f[1])
+        flags = f[5 : 5 + len(genres_names)]
+        genres.append([g for g, x in zip(genres_names, flags, strict=True) if x.strip() == "1"])
+    extra: dict = {}
+    if src.has("u.user"):
+        extra["user_info"] = pl.read_csv(
+            src.read("u.user"),
+            separator="|",
+            has_header=False,
+            new_columns=["user", "age", "gender", "occupation", "zip"],
+            schema_overrides={"zip": pl.String},
+        )
+    return ratings, _movies_frame(ids, titles, genres), extra
+
+
+def _split_dat(text: str, n: int) -> list[list[str]]:
+    """Split ``::`` lines into n fields; the middle field may itself contain '::'."""
+    rows = []
+    for ln in text.splitlines():
+        if not ln.strip():
+            continue
+        parts = ln.split("::")
+        if len(parts) > n:
+            head = parts[: n - 2] if n > 2 else parts[:1]
+            parts = [*head, "::".join(parts[len(head) : len(parts) - 1]), parts[-1]]
+        if len(parts) != n:
+            raise DataError(f"line {ln[:50]!r} has {len(parts)} '::' fields, expected {n}")
+        rows.append(parts)
+    return rows
+
+
+def _read_dat(src: Source) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+    enc = "latin-1" if src.has("users.dat") else "utf-8"
+    raw = src.read("ratings.dat")
+    ratings = _ratings_delimited(raw.replace(b"::", b"\x1f"), "ratings.dat", "\x1f", header=False)
+    ids, titles, genres = [], [], []
+    if src.has("movies.dat"):
+        for mid, title, gen in _split_dat(src.read("movies.dat").decode(enc), 3):
+            ids.append(int(mid))
+            titles.append(title)
+            genres.append(gen.split("|"))
+    extra: dict = {}
+    if src.has("tags.dat"):
+        rows = _split_dat(src.read("tags.dat").decode(enc, errors="replace"), 4)
+        extra["tags"] = pl.DataFrame(
+            {
+                "user": [int(r[0]) for r in rows],
+                "item": [int(r[1]) for r in rows],
+                "tag": [r[2] for r in rows],
+                "timestamp": [int(r[3]) for r in rows],
+            },
+            schema={"user": pl.Int64, "item": pl.Int64, "tag": pl.String, "timestamp": pl.Int64},
+        )
+    if src.has("users.dat"):
+        rows = _split_dat(src.read("users.dat").decode(enc), 5)
+        extra["user_info"] = pl.DataFrame(
+            rows, schema=["user", "gender", "age", "occupation", "zip"], orient="row"
+        ).with_columns(pl.col("user").cast(pl.Int64))
+    return ratings, _movies_frame(ids, titles, genres), extra
+
+
+def _read_csv_layout(src: Source) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+    ratings = _read_ratings_csv(src, "ratings.csv")
+    movies = _movies_frame([], [], [])
+    if src.has("movies.csv"):
+        m = _csv(
+            src.read("movies.csv"),
+            "movies.csv",
+            {"movieId": pl.Int64, "title": pl.String, "genres": pl.String},
+            infer_schema=False,
+        )
+        movies = _movies_frame(
+            m["movieId"].to_list(),
+            m["title"].to_list(),
+            [g.split("|") for g in m["genres"].to_list()],
+        )
+    extra: dict = {}
+    if src.has("tags.csv"):
+        t = _csv(
+            src.read("tags.csv"),
+            "tags.csv",
+            {"userId": pl.Int64, "movieId": pl.Int64, "tag": pl.String, "timestamp": pl.Int64},
+            infer_schema=False,
+        )
+        extra["tags"] = t.rename({"userId": "user", "movieId": "item"})
+    if src.has("links.csv"):
+        raw = pl.read_csv(src.read("links.csv"), infer_schema=False)
+        if "movieId" not in raw.columns:
+            raise DataError("links.csv: missing column 'movieId'")
+        extra["links"] = pl.DataFrame(
+            {
+                "item": raw["movieId"].cast(pl.Int64),
+                "imdb": raw["imdbId"].cast(pl.Int64, strict=False)
+                if "imdbId" in raw.columns
+                else None,
+                "tmdb": raw["tmdbId"].cast(pl.Int64, strict=False)
+                if "tmdbId" in raw.columns
+                else None,
+            }
+        )
+    return ratings, movies, extra
+
+
+def _read_recbole(src: Source) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+    inter = next(n for n in src.files if n.endswith(".inter"))
+    stem = inter[: -len(".inter")]
+
+    def atomic(name: str) -> pl.DataFrame:
+        df = pl.read_csv(src.read(name), separator="\t", infer_schema=False, quote_char=None)
+        return df.rename({c: c.split(":")[0] for c in df.columns})
+
+    r = atomic(inter)
+    need = {"user_id", "item_id", "rating", "timestamp"}
+    if not need <= set(r.columns):
+        raise DataError(f"{inter}: missing column(s) {sorted(need - set(r.columns))}")
+    r = r.rename({"user_id": "user", "item_id": "item"})
+    ratings = _typed(r, inter)
+    movies = _movies_frame([], [], [])
+    if src.has(stem + ".item"):
+        m = atomic(stem + ".item")
+        titles = m["movie_title"].to_list()
+        years = m["release_year"].to_list() if "release_year" in m.columns else [None] * len(titles)
+        full = [t if y in (None, "") else f"{t} ({y})" for t, y in zip(titles, years, strict=True)]
+        gen = [(g or "").split(" ") for g in m["class"].to_list()] if "class" in m.columns else None
+        movies = _movies_frame(
+            [int(x) for x in m["item_id"].to_list()], full, gen or [[] for _ in titles]
+        )
+    extra: dict = {}
+    if src.has(stem + ".user"):
+        u = atomic(stem + ".user").rename({"user_id": "user"})
+        extra["user_info"] = u.with_columns(pl.col("user").cast(pl.Int64))
+    return ratings, movies, extra
+
+
+_READERS = {
+    "ml-100k": _read_ml100k,
+    "dat": _read_dat,
+    "csv": _read_csv_layout,
+    "recbole": _read_recbole,
+}
+
+
+def read(path: str | Path, name: str | None = None, synthetic: bool = False) -> Dataset:
+    """Parse a MovieLens release (folder or .zip) of any layout into a :class:`Dataset`."""
+    src = Source(path)
+    layout = detect(src)
+    ratings, movies, extra = _READERS[layout](src)
+    return Dataset.from_raw(
+        ratings["user"].to_numpy(),
+        ratings["item"].to_numpy(),
+        ratings["rating"].to_numpy(),
+        ratings["timestamp"].to_numpy(),
+        movies,
+        name=name or src.path.name,
+        synthetic=synthetic,
+        notes={"layout": layout, "source": str(src.path)},
+        **extra,
+    )

@@ -1,0 +1,308 @@
+"""The Recommender base class shared by every model.
+
+A model stores only keyword params in ``__init__`` (so ``get_params``/``set_params`` and
+cloning work), learns in ``fit(train)`` and keeps what it learned in attributes ending
+with ``_``. It provides ``_fit(train)`` and ``_score(users)`` (dense scores over all items
+for users with training history); rating models also provide ``_predict(users, items)``.
+``recommend``, ``similar_items``, ``predict`` and the unknown-id policy live here, on one
+top-K kernel.
+
+Learned state (what artifacts save) is every attribute ending with ``_`` whose value is
+a numpy array, a scipy sparse matrix, a scalar (int, float, str, bool, None), a list or
+tuple of scalars, or a nested :class:`Recommender`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, ClassVar
+
+import numpy as np
+
+from movierec.data.dataset import Dataset
+from movierec.errors import ConfigError, UnknownIdError
+from movierec.kernels.baseline import baseline_als
+from movierec.kernels.topk import topk_rows
+
+POLICIES = ("fallback", "error")
+
+
+class Recommender:
+    """Base class: scikit-learn style params, fit/score/recommend/similar_items/predict.
+
+    Unknown users (no training ratings) and unknown items follow the ``unknown`` policy of
+    each call: ``"fallback"`` serves them by a stated fallback (popularity for ranking; the
+    user/item biases for rating prediction) and ``"error"`` raises :class:`UnknownIdError`.
+    The evaluator counts how many users each policy served.
+    """
+
+    #: True for models that predict ratings (their ``score`` is a predicted rating).
+    rating_model: ClassVar[bool] = False
+    #: Short registry name, set by subclasses.
+    name: ClassVar[str] = "model"
+
+    # -- params ---------------------------------------------------------------------------
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [
+            p.name
+            for p in sig.parameters.values()
+            if p.name != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+
+    def get_params(self, deep: bool = False) -> dict[str, Any]:
+        """The constructor parameters and their current values."""
+        return {n: getattr(self, n) for n in self._param_names()}
+
+    def set_params(self, **params: Any) -> Recommender:
+        """Set constructor parameters; unknown names raise :class:`ConfigError`."""
+        valid = set(self._param_names())
+        for k, v in params.items():
+            if k not in valid:
+                raise ConfigError(
+                    f"{type(self).__name__} has no parameter {k!r}; valid: {sorted(valid)}"
+                )
+            setattr(self, k, v)
+        return self
+
+    def clone(self) -> Recommender:
+        """An unfitted copy with the same parameters."""
+        return type(self)(**self.get_params())
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    def _check(self, cond: bool, message: str) -> None:
+        """Raise a ConfigError naming this model when a parameter check fails."""
+        if not cond:
+            raise ConfigError(f"{type(self).__name__}: {message}")
+
+    # -- fitting --------------------------------------------------------------------------
+    def fit(self, train: Dataset, callback: Any = None) -> Recommender:
+        """Learn from ``train``; returns self.
+
+        ``callback(epoch, model)``, when given, is called after each epoch by iterative
+        models; returning True stops training early (used by tuning to prune).
+        """
+        if train.n_ratings == 0:
+            raise ConfigError(f"{type(self).__name__}: the training data has no ratings")
+        csr = train.csr()
+        self.n_users_ = train.n_users
+        self.n_items_ = train.n_items
+        self.seen_indptr_ = csr.indptr.astype(np.int64)
+        self.seen_indices_ = csr.indices.astype(np.int32)
+        self.user_count_ = np.diff(self.seen_indptr_).astype(np.int32)
+        self.item_count_ = train.item_counts().astype(np.int32)
+        self.rating_scale_ = tuple(train.rating_scale)
+        if self.rating_model:
+            self.global_mean_, self.fallback_bu_, self.fallback_bi_ = biases(train)
+        self._callback = callback
+        try:
+            self._fit(train)
+        finally:
+            self._callback = None
+        return self
+
+    def _epoch_done(self, epoch: int) -> bool:
+        """Report an epoch to the fit callback; True means stop."""
+        cb = getattr(self, "_callback", None)
+        return bool(cb(epoch, self)) if cb is not None else False
+
+    def _fit(self, train: Dataset) -> None:
+        raise NotImplementedError
+
+    def _score(self, users: np.ndarray) -> np.ndarray:
+        """Dense float32 scores (len(users) x n_items) for users with training history."""
+        raise NotImplementedError
+
+    def _require_fitted(self) -> None:
+        if not hasattr(self, "n_items_"):
+            raise ConfigError(f"{type(self).__name__} is not fitted; call fit(train) first")
+
+    # -- ids and policies -----------------------------------------------------------------
+    def _users(self, users: Any) -> np.ndarray:
+        self._require_fitted()
+        u = np.atleast_1d(np.asarray(users, dtype=np.int64))
+        if u.size and (u.min() < 0 or u.max() >= self.n_users_):
+            raise UnknownIdError(f"user index out of range 0..{self.n_users_ - 1}")
+        return u
+
+    def _items(self, items: Any) -> np.ndarray:
+        i = np.atleast_1d(np.asarray(items, dtype=np.int64))
+        if i.size and (i.min() < 0 or i.max() >= self.n_items_):
+            raise UnknownIdError(f"item index out of range 0..{self.n_items_ - 1}")
+        return i
+
+    def known_users(self, users: Any) -> np.ndarray:
+        """Boolean mask: which users have training ratings (others need the policy)."""
+        return self.user_count_[self._users(users)] > 0
+
+    def _policy(self, unknown: str, n_unknown: int, what: str) -> None:
+        if unknown not in POLICIES:
+            raise ConfigError(f"unknown policy {unknown!r}; choose one of {POLICIES}")
+        if n_unknown and unknown == "error":
+            raise UnknownIdError(
+                f"{n_unknown} {what} without training ratings; pass unknown='fallback' "
+                "to serve them by the fallback"
+            )
+
+    def _fallback_scores(self, n: int) -> np.ndarray:
+        """Scores for users without history: baseline rating or training popularity."""
+        if self.rating_model:
+            row = (self.global_mean_ + self.fallback_bi_).astype(np.float32)
+        else:
+            row = self.item_count_.astype(np.float32)
+        return np.broadcast_to(row, (n, self.n_items_)).copy()
+
+    # -- scoring and ranking --------------------------------------------------------------
+    def score(self, users: Any, items: Any = None, unknown: str = "fallback") -> np.ndarray:
+        """Scores of ``items`` (default: all) for each user, float32 (len(users) x len(items))."""
+        u = self._users(users)
+        known = self.user_count_[u] > 0
+        self._policy(unknown, int((~known).sum()), "user(s)")
+        out = np.empty((u.size, self.n_items_), dtype=np.float32)
+        if known.any():
+            out[known] = self._score(u[known])
+        if (~known).any():
+            out[~known] = self._fallback_scores(int((~known).sum()))
+        if items is not None:
+            out = out[:, self._items(items)]
+        return out
+
+    def _seen_rows(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        starts, ends = self.seen_indptr_[u], self.seen_indptr_[u + 1]
+        lens = ends - starts
+        indptr = np.zeros(u.size + 1, dtype=np.int64)
+        np.cumsum(lens, out=indptr[1:])
+        idx = np.repeat(starts - indptr[:-1], lens) + np.arange(indptr[-1])
+        return indptr, self.seen_indices_[idx]
+
+    def recommend(
+        self,
+        users: Any,
+        k: int = 10,
+        exclude_seen: bool = True,
+        unknown: str = "fallback",
+        batch_size: int = 2048,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` items per user, best first: (items int32, scores float32), each (n, k').
+
+        ``k'`` is ``min(k, n_items)``; rows with fewer candidates (everything seen) are
+        padded with item -1 and score -inf.
+        """
+        self._check(k >= 1, f"k must be >= 1, got {k}")
+        u = self._users(users)
+        items = np.empty((u.size, min(k, self.n_items_)), dtype=np.int32)
+        scores = np.empty(items.shape, dtype=np.float32)
+        for a in range(0, u.size, batch_size):
+            b = u[a : a + batch_size]
+            s = self.score(b, unknown=unknown)
+            if exclude_seen:
+                ip, ix = self._seen_rows(b)
+            else:
+                ip, ix = np.zeros(b.size + 1, np.int64), np.empty(0, np.int32)
+            items[a : a + b.size], scores[a : a + b.size] = topk_rows(s, k, ip, ix)
+        return items, scores
+
+    # -- item similarity --------------------------------------------------------------------
+    def item_vectors(self) -> np.ndarray:
+        """Item embedding used for cosine similar_items; models without one override
+        :meth:`_similar_scores` instead."""
+        raise ConfigError(f"{type(self).__name__} has no item similarity")
+
+    def _similar_scores(self, items: np.ndarray) -> np.ndarray:
+        v = np.asarray(self.item_vectors(), dtype=np.float32)
+        norms = np.linalg.norm(v, axis=1)
+        norms[norms == 0] = 1.0
+        vn = v / norms[:, None]
+        return vn[items] @ vn.T
+
+    def similar_items(self, items: Any, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` most similar items to each item (the item itself excluded)."""
+        self._require_fitted()
+        self._check(k >= 1, f"k must be >= 1, got {k}")
+        it = self._items(items)
+        s = np.ascontiguousarray(self._similar_scores(it), dtype=np.float32)
+        ip = np.arange(it.size + 1, dtype=np.int64)
+        return topk_rows(s, k, ip, it.astype(np.int32))
+
+    # -- new users -----------------------------------------------------------------------
+    def fold_in(self, items: Any, ratings: Any) -> np.ndarray:
+        """Scores over all items for a new user given a few (item, rating) pairs."""
+        raise ConfigError(f"{type(self).__name__} cannot place a new user without retraining")
+
+    def recommend_new(self, items: Any, ratings: Any, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` for a new user from (item, rating) pairs, the rated items excluded."""
+        self._require_fitted()
+        it = self._items(items)
+        r = np.atleast_1d(np.asarray(ratings, dtype=np.float32))
+        self._check(it.size == r.size and it.size > 0, "give as many ratings as items (>= 1)")
+        s = np.asarray(self.fold_in(it, r), dtype=np.float32)[None, :]
+        i, v = topk_rows(s, k, np.array([0, it.size], np.int64), it.astype(np.int32))
+        return i[0], v[0]
+
+    # -- rating prediction ----------------------------------------------------------------
+    def _predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict(
+        self,
+        users: Any,
+        items: Any,
+        unknown: str = "fallback",
+        return_fallback: bool = False,
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Predicted ratings of (user, item) pairs, clipped to the training rating scale.
+
+        Pairs whose user or item has no training rating are served by the biases fallback
+        (global mean + the known side's bias) under ``unknown="fallback"``, or raise under
+        ``"error"``. With ``return_fallback=True`` also returns the mask of such pairs.
+        """
+        if not self.rating_model:
+            raise ConfigError(f"{type(self).__name__} ranks items and does not predict ratings")
+        u, i = self._users(users), self._items(items)
+        self._check(u.size == i.size, "users and items must have the same length")
+        ku, ki = self.user_count_[u] > 0, self.item_count_[i] > 0
+        ok = ku & ki
+        self._policy(unknown, int((~ok).sum()), "pair(s) with an unknown user or item")
+        out = np.empty(u.size, dtype=np.float64)
+        if ok.any():
+            out[ok] = self._predict(u[ok], i[ok])
+        bad = ~ok
+        if bad.any():
+            out[bad] = (
+                self.global_mean_
+                + np.where(ku[bad], self.fallback_bu_[u[bad]], 0.0)
+                + np.where(ki[bad], self.fallback_bi_[i[bad]], 0.0)
+            )
+        lo, hi = self.rating_scale_
+        out = np.clip(out, lo, hi).astype(np.float32)
+        return (out, bad) if return_fallback else out
+
+    # -- state (artifacts) ----------------------------------------------------------------
+    def learned_state(self) -> dict[str, Any]:
+        """Every learned attribute (name ending with ``_``)."""
+        return {k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_")}
+
+
+def biases(
+    train: Dataset, reg_u: float = 15.0, reg_i: float = 10.0, n_epochs: int = 10
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """(global mean, user biases, item biases) by regularized ALS (BaselineOnly defaults)."""
+    csr, csc = train.csr(), train.csc()
+    mu = float(train.ratings.mean())
+    bu, bi = baseline_als(
+        csr.indptr.astype(np.int64),
+        csr.indices,
+        csr.data,
+        csc.indptr.astype(np.int64),
+        csc.indices,
+        csc.data,
+        mu,
+        reg_u,
+        reg_i,
+        n_epochs,
+    )
+    return mu, bu, bi
