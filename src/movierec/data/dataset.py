@@ -17,7 +17,12 @@ import polars as pl
 import scipy.sparse as sp
 
 from movierec.errors import DataError, UnknownIdError
-from movierec.kernels.sparse import coo_to_csr_order, dense_ids_by_table, duplicate_mask
+from movierec.kernels.sparse import (
+    coo_to_csr_order,
+    dense_ids_by_table,
+    duplicate_mask,
+    sort_segments,
+)
 
 # Above this many distinct values per id, a presence table is no cheaper than sorting.
 _TABLE_LIMIT = 200_000_000
@@ -136,7 +141,9 @@ class Dataset:
         """Validate raw rating columns, drop duplicate (user, movie) rows and map ids.
 
         Duplicates keep the latest rating (on equal timestamps, the later row in the
-        file); the number dropped is recorded in ``notes["duplicates_dropped"]``.
+        file); the number dropped is recorded in ``notes["duplicates_dropped"]``. Rows are
+        stored in (user, movie) order, so the same ratings give the same data set (and the
+        same seeded splits) whatever the order of the file.
         """
         ratings = np.ascontiguousarray(ratings, dtype=np.float32)
         timestamps = np.ascontiguousarray(timestamps, dtype=np.int64)
@@ -155,10 +162,11 @@ class Dataset:
         n_dup = int(drop.sum())
         notes = dict(kw.pop("notes", {}))
         notes["duplicates_dropped"] = n_dup
+        order = sort_segments(indptr, order, i)
         if n_dup:
-            keep = ~drop
-            # a user or movie can vanish only if all its rows were duplicates, which is impossible
-            u, i, ratings, timestamps = u[keep], i[keep], ratings[keep], timestamps[keep]
+            # the latest row of every pair stays, so no user or movie vanishes
+            order = order[~drop[order]]
+        u, i, ratings, timestamps = u[order], i[order], ratings[order], timestamps[order]
         return cls(u, i, ratings, timestamps, user_map, item_map, movies, notes=notes, **kw)
 
     # -- shape ---------------------------------------------------------------------------
@@ -280,7 +288,7 @@ class Dataset:
 
 _ARRAYS = ("users", "items", "ratings", "timestamps")
 _TABLES = ("movies", "tags", "links", "user_info")
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 def save_columnar(ds: Dataset, folder: Path, meta: dict[str, Any]) -> None:

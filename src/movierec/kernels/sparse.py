@@ -74,3 +74,16 @@ def duplicate_mask(
             else:
                 last[c] = p
     return drop
+
+
+@nb.njit(parallel=True, cache=True)
+def sort_segments(indptr: np.ndarray, order: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Reorder ``order`` so that within each row segment entries are sorted by ``cols``."""
+    out = order.copy()
+    for r in nb.prange(indptr.shape[0] - 1):
+        a, b = indptr[r], indptr[r + 1]
+        if b - a > 1:
+            seg = order[a:b]
+            keys = cols[seg]
+            out[a:b] = seg[np.argsort(keys, kind="mergesort")]
+    return out
