@@ -38,7 +38,10 @@ def _load(dataset: str, allow_synthetic: bool = False):
         from movierec.data.fetch import home
         from movierec.data.synth import generate
 
-        typer.echo(f"no source reachable for {dataset} ({e}); using a generated ml-100k-shaped set (synthetic)", err=True)
+        typer.echo(
+            f"no source reachable for {dataset} ({e}); using a generated ml-100k-shaped set (synthetic)",
+            err=True,
+        )
         out = home() / "synthetic" / "ml-100k"
         if not (out / "ratings.csv").exists():
             generate("ml-100k", out, seed=0)
@@ -61,7 +64,9 @@ def data_list() -> None:
 def data_fetch(
     name: str,
     base_url: Annotated[str | None, typer.Option(help="Mirror of files.grouplens.org")] = None,
-    no_mirror: Annotated[bool, typer.Option("--no-mirror", help="Never use the PyPI mirror")] = False,
+    no_mirror: Annotated[
+        bool, typer.Option("--no-mirror", help="Never use the PyPI mirror")
+    ] = False,
     timeout: float = 30.0,
 ) -> None:
     """Download a release (checksum verified, extracted atomically) into the cache."""
@@ -106,7 +111,9 @@ def format_stats(st: dict[str, Any]) -> str:
     ]
     for what in ("ratings_per_user", "ratings_per_movie"):
         q = st[what]
-        lines.append(f"{what.replace('_', ' '):<18}" + "  ".join(f"{k}={v:g}" for k, v in q.items()))
+        lines.append(
+            f"{what.replace('_', ' '):<18}" + "  ".join(f"{k}={v:g}" for k, v in q.items())
+        )
     return "\n".join(lines)
 
 
@@ -160,7 +167,9 @@ def evaluate(
     k: Annotated[str, typer.Option("-k", help="Cut-offs, comma-separated")] = "5,10,20",
     threshold: float = 4.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document")] = False,
-    save_recs: Annotated[Path | None, typer.Option(help="Write top-K lists (.csv/.parquet)")] = None,
+    save_recs: Annotated[
+        Path | None, typer.Option(help="Write top-K lists (.csv/.parquet)")
+    ] = None,
 ) -> None:
     """Top-N: rank the full catalogue for every test user and report metrics at K."""
     from movierec.evaluation.evaluator import run_evaluate
@@ -169,6 +178,26 @@ def evaluate(
     names = [n.strip() for n in models.split(",") if n.strip()]
     ks = [int(x) for x in k.split(",")]
     _echo(run_evaluate(ds, split, names, ks, threshold, as_json, save_recs))
+
+
+# -- experiments -------------------------------------------------------------------------------
+@app.command("compare")
+def compare(
+    config: Annotated[Path, typer.Option(help="Experiment YAML, e.g. configs/ml-100k.yaml")],
+    out: Annotated[Path | None, typer.Option(help="Output folder (overrides the config)")] = None,
+    data: Annotated[Path | None, typer.Option(help="Data folder (overrides the config)")] = None,
+    track: Annotated[
+        str | None, typer.Option(help="Log to MLflow; 'default' = sqlite in the output folder")
+    ] = None,
+) -> None:
+    """Train every model of the config, evaluate, and write report.html, results.json and artifacts."""
+    from movierec.experiment.config import load_config
+    from movierec.experiment.runner import compare as run_compare
+
+    cfg = load_config(config)
+    res = run_compare(cfg, out=out, data=data, track=(True if track == "default" else track))
+    _echo(res.table)
+    _echo(f"\nreport: {res.out / 'report.html'}")
 
 
 # -- the main job ------------------------------------------------------------------------------
@@ -186,7 +215,9 @@ def demo(dataset: str = "ml-100k") -> None:
 
 def format_split(rep: dict[str, Any]) -> str:
     """A split report as aligned text."""
-    lines = [f"{'part':<11}{'ratings':>10}{'users':>8}{'movies':>8}{'cold u':>8}{'cold m':>8}{'mean':>7}"]
+    lines = [
+        f"{'part':<11}{'ratings':>10}{'users':>8}{'movies':>8}{'cold u':>8}{'cold m':>8}{'mean':>7}"
+    ]
     for name, p in rep["parts"].items():
         mean = "-" if p["mean_rating"] is None else f"{p['mean_rating']:.3f}"
         lines.append(
