@@ -344,7 +344,7 @@ def load_columnar(folder: Path) -> tuple[Dataset, dict[str, Any]] | None:
             synthetic=meta["synthetic"],
             notes=meta["notes"],
         )
-    except (OSError, ValueError, KeyError, pl.exceptions.PolarsError, json.JSONDecodeError):
+    except (OSError, EOFError, ValueError, KeyError, pl.exceptions.PolarsError, json.JSONDecodeError):
         return None
     if len({a.size for a in arr.values()}) != 1:
         return None

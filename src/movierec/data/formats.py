@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 import polars as pl
@@ -54,7 +55,7 @@ class Source:
             if self.zip is not None:
                 return self.zip.read(rel)
             return (self.path / rel).read_bytes()
-        except (zipfile.BadZipFile, OSError, EOFError) as e:
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
             raise DataError(f"{self.path}: cannot read {name} ({e}); the file is corrupt") from e
 
     def file_path(self, name: str) -> Path | None:
@@ -120,6 +121,8 @@ def _csv(data: bytes, name: str, columns: dict[str, pl.DataType], **kw) -> pl.Da
         df = pl.read_csv(data, **kw)
     except (pl.exceptions.PolarsError, ValueError) as e:
         raise DataError(f"{name}: cannot parse ({str(e).splitlines()[0]}); fix the file") from e
+    if not columns:
+        return df
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise DataError(f"{name}: missing column(s) {missing}; found {df.columns}")
@@ -140,31 +143,43 @@ _RATING_TYPES = {"user": pl.Int64, "item": pl.Int64, "rating": pl.Float32, "time
 
 
 def _ratings_delimited(data: bytes, name: str, sep: str, header: bool) -> pl.DataFrame:
+    """Ratings as (user, item, rating, timestamp): a typed fast read, and on failure a
+    string read that finds the offending column for the error message."""
     if not data.strip():
         raise DataError(f"{name}: the ratings file is empty; give a file with ratings")
     kw: dict = {"separator": sep, "has_header": header, "quote_char": None}
+    rename = dict(zip(_RATING_TYPES, _RATING_TYPES, strict=True))
     if header:
-        kw["infer_schema"] = False
-        df = _csv(data, name, {}, **kw)
-        cols = df.columns
+        first = data.split(b"\n", 1)[0].decode("utf-8", "replace").strip().split(sep)
         alias = {"userid": "user", "movieid": "item", "rating": "rating", "timestamp": "timestamp"}
-        rename = {c: alias[c.lower()] for c in cols if c.lower() in alias}
+        rename = {c: alias[c.lower()] for c in first if c.lower() in alias}
         missing = sorted(set(alias.values()) - set(rename.values()))
         if missing:
             want = "userId,movieId,rating,timestamp"
             raise DataError(f"{name}: missing column(s) {missing}; expected header {want}")
-        return _typed(df.rename(rename), name)
-    kw["new_columns"] = list(_RATING_TYPES)
-    kw["schema_overrides"] = {c: pl.String for c in _RATING_TYPES}
+        fast = {
+            "columns": list(rename),
+            "schema_overrides": {c: _RATING_TYPES[rename[c]] for c in rename},
+        }
+    else:
+        fast = {"new_columns": list(_RATING_TYPES), "schema_overrides": dict(_RATING_TYPES)}
     try:
-        df = pl.read_csv(data, **kw)
+        df = pl.read_csv(data, **kw, **fast).rename(rename)
+        if df.width == 4 and not any(df[c].null_count() for c in df.columns):
+            return df.select(list(_RATING_TYPES))
+    except (pl.exceptions.PolarsError, ValueError):
+        pass
+    try:
+        df = pl.read_csv(data, **kw, infer_schema=False)
     except (pl.exceptions.PolarsError, ValueError) as e:
         raise DataError(f"{name}: cannot parse ({str(e).splitlines()[0]}); fix the file") from e
+    if header:
+        return _typed(df.select(list(rename)).rename(rename), name)
     if df.width != 4:
         raise DataError(
             f"{name}: expected 4 columns (user, movie, rating, timestamp), found {df.width}"
         )
-    return _typed(df, name)
+    return _typed(df.rename(dict(zip(df.columns, _RATING_TYPES, strict=True))), name)
 
 
 def _typed(df: pl.DataFrame, name: str) -> pl.DataFrame:
