@@ -16,6 +16,7 @@ demo: $(VENV)/.installed
 	$(BIN)/movierec demo
 
 test: $(VENV)/.installed
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.installed
