@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -50,6 +51,26 @@ def checkerboard(seed: int = 0) -> tuple[Dataset, Dataset]:
     full = Dataset.from_raw(np.array(u), np.array(i), np.array(r), ts, movies, name="checkerboard")
     train = full.subset(full.users != COLD_USER, name="checkerboard:train")
     return full, train
+
+
+def assert_same_model(a: Recommender, b: Recommender, full: Dataset) -> None:
+    """Two models give identical scores, lists, predictions and similar items."""
+    assert type(a) is type(b) and repr(a) == repr(b)
+    users = np.arange(N_USERS)
+    np.testing.assert_array_equal(a.score(users), b.score(users))
+    ia, sa = a.recommend(users, k=7)
+    ib, sb = b.recommend(users, k=7)
+    np.testing.assert_array_equal(ia, ib)
+    np.testing.assert_array_equal(sa, sb)
+    if a.rating_model:
+        np.testing.assert_array_equal(
+            a.predict(full.users, full.items), b.predict(full.users, full.items)
+        )
+    try:
+        sim_a = a.similar_items(np.arange(5), k=5)
+    except ConfigError:
+        return
+    np.testing.assert_array_equal(sim_a[0], b.similar_items(np.arange(5), k=5)[0])
 
 
 class ModelContract:
@@ -131,6 +152,14 @@ class ModelContract:
             fitted.recommend([N_USERS + 5], k=5)
         with pytest.raises(ConfigError):
             fitted.recommend([0], k=5, unknown="guess")
+
+    def test_save_load_identical_scores(
+        self, data: tuple[Dataset, Dataset], fitted: Recommender, tmp_path: Path
+    ) -> None:
+        from movierec.artifacts import load, save
+
+        save(fitted, tmp_path / "model", train=data[1])
+        assert_same_model(fitted, load(tmp_path / "model"), data[0])
 
     def test_predict_follows_its_kind(
         self, data: tuple[Dataset, Dataset], fitted: Recommender

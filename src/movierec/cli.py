@@ -200,6 +200,103 @@ def compare(
     _echo(f"\nreport: {res.out / 'report.html'}")
 
 
+Sets = Annotated[list[str] | None, typer.Option("--set", help="Config override key.path=value")]
+
+
+@app.command("train")
+def train(
+    config: Annotated[Path, typer.Option(help="Experiment YAML")],
+    model: Annotated[str, typer.Option(help="Model label in the config")],
+    out: Annotated[Path, typer.Option(help="Artifact folder to write")],
+    set_: Sets = None,
+) -> None:
+    """Fit one model of a config on its training part and save the artifact."""
+    from movierec.experiment import commands
+
+    _echo(commands.train(config, model, out, overrides=set_))
+
+
+@app.command("recommend")
+def recommend(
+    artifact: Path,
+    user: Annotated[int, typer.Option(help="Raw MovieLens userId")],
+    k: Annotated[int, typer.Option("-k", help="List length")] = 10,
+    history: Annotated[int, typer.Option(help="Rated movies to show first")] = 5,
+) -> None:
+    """A user's top-K with titles, genres, scores and 'because you rated ...'."""
+    from movierec.experiment import commands
+
+    _echo(commands.recommend(artifact, user, k=k, history=history))
+
+
+@app.command("similar")
+def similar(
+    artifact: Path,
+    movie: Annotated[str, typer.Option(help="Title (fuzzy) or raw movieId")],
+    k: Annotated[int, typer.Option("-k", help="List length")] = 10,
+) -> None:
+    """Movies most similar to one movie."""
+    from movierec.experiment import commands
+
+    _echo(commands.similar(artifact, movie, k=k))
+
+
+@app.command("predict")
+def predict(
+    artifact: Path,
+    user: Annotated[int, typer.Option(help="Raw MovieLens userId")],
+    movie: Annotated[str, typer.Option(help="Title (fuzzy) or raw movieId")],
+) -> None:
+    """Predicted rating of one movie by one user (rating models)."""
+    from movierec.experiment import commands
+
+    _echo(commands.predict(artifact, user, movie))
+
+
+@app.command("export")
+def export(
+    artifact: Path,
+    format: Annotated[str, typer.Option(help="csv or parquet")] = "csv",
+    out: Annotated[Path | None, typer.Option(help="Output folder")] = None,
+) -> None:
+    """Write user/item factors and biases plus metadata, for use without movierec."""
+    from movierec.experiment import commands
+
+    _echo(commands.export(artifact, format=format, out=out))
+
+
+@app.command("tune")
+def tune(
+    config: Annotated[Path, typer.Option(help="Experiment YAML")],
+    model: Annotated[str, typer.Option(help="Model label in the config")],
+    trials: int = 30,
+    metric: Annotated[str | None, typer.Option(help="e.g. ndcg@10 or rmse")] = None,
+    sampler: Annotated[str, typer.Option(help="tpe or grid")] = "tpe",
+    folds: Annotated[int | None, typer.Option(help="Cross-validate on the training part")] = None,
+    seed: int | None = None,
+    out: Annotated[Path | None, typer.Option(help="Write the tuned config here")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Stop after this many seconds")] = None,
+    set_: Sets = None,
+) -> None:
+    """Optuna search on the validation part; prints the best params and writes a config."""
+    from movierec.experiment import commands
+
+    _echo(
+        commands.tune(
+            config,
+            model,
+            trials=trials,
+            metric=metric,
+            sampler=sampler,
+            folds=folds,
+            seed=seed,
+            out=out,
+            timeout=timeout,
+            overrides=set_,
+        )
+    )
+
+
 # -- the main job ------------------------------------------------------------------------------
 @app.command("demo")
 def demo(dataset: str = "ml-100k") -> None:

@@ -257,13 +257,34 @@ def compare(
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
-    if track:
-        from movierec.experiment.tracking import Tracker
-
-        uri = None if track is True else str(track)
-        tr = Tracker(uri or cfg.tracking.uri, cfg.tracking.experiment, output=out)
-        tr.log_compare(results, out)
+    if track or cfg.tracking.enabled:
+        _track(cfg, track, out, results)
     return CompareResult(out=out, table=table, results=results)
+
+
+def _track(
+    cfg: ExperimentConfig, track: str | bool | None, out: Path, results: dict[str, Any]
+) -> None:
+    """Log every model's params, test metrics and timings, and the report, to MLflow."""
+    from movierec.experiment.tracking import Tracker, default_uri
+
+    uri = track if isinstance(track, str) else (cfg.tracking.uri or default_uri(out))
+    tracker = Tracker(uri, cfg.tracking.experiment)
+    summary = results["test"]["summary"]
+    for label in results["order"]:
+        s = summary[label]
+        tracker.log_model_run(
+            label,
+            params={"model": cfg.models[label].model, **cfg.models[label].params},
+            metrics={
+                k: v for k, v in s.items() if isinstance(v, (int, float)) and not k.endswith("_s")
+            },
+            timings={
+                k: v for k, v in s.items() if k.endswith("_s") and isinstance(v, (int, float))
+            },
+            artifacts=[out / "report.html", out / "results.json"],
+            tags={"dataset": results["dataset"]["name"], "best": str(label == results["best"])},
+        )
 
 
 def _json_default(x: Any) -> Any:
