@@ -1,0 +1,659 @@
+"""Batched full-catalogue top-N evaluation of one or many models on a Split.
+
+Every user with at least one relevant rating (rating >= threshold) in the evaluated part
+is evaluated: a block of users is scored at once over all items, the user's training
+items are excluded, and the one top-K kernel picks each list. Relevant items that never
+appear in training stay in the relevant set (no model can find them). Users without
+training history are served by the model's fallback and counted (``users_fallback``), or
+skipped and counted (``unknown="skip"``), never silently dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from movierec.data.dataset import Dataset, IdMap
+from movierec.errors import ConfigError
+from movierec.evaluation import metrics as M
+from movierec.evaluation.analysis import (
+    _align,
+    _fmt,
+    bucket_labels,
+    bucket_table,
+    format_buckets,
+    mean_se,
+    paired_test,
+)
+from movierec.kernels.topk import topk_rows
+from movierec.models.base import Recommender
+from movierec.split import Split
+
+__all__ = [
+    "ACCURACY",
+    "BEYOND",
+    "EvalResult",
+    "evaluate",
+    "evaluate_model",
+    "format_buckets",
+    "relevant_sets",
+    "run_evaluate",
+    "save_recommendations",
+    "top_k_lists",
+]
+
+#: Per-user accuracy metrics, computed at every K.
+ACCURACY = ("precision", "recall", "ndcg", "map", "mrr", "hit")
+#: Catalogue-level metrics over all evaluated users' lists, at every K.
+BEYOND = ("coverage", "avg_popularity", "novelty", "diversity", "gini")
+UNKNOWN = ("fallback", "skip", "error")
+
+Progress = Callable[[str, int, int], None]
+
+
+# -- result -----------------------------------------------------------------------------------
+@dataclass
+class EvalResult:
+    """Per-user metrics of every model and their summary.
+
+    Attributes
+    ----------
+    per_user : polars DataFrame
+        One row per (model, evaluated user): model, user (dense index), user_raw, n_train,
+        n_relevant, bucket, fallback, and "<metric>@<K>" for every accuracy metric and K.
+    summary : dict
+        label -> {"ndcg@10": mean, "ndcg@10_se": standard error, ..., catalogue metrics
+        ("coverage@10", ...), user counts, "fit_s", "eval_s", and "rmse"/"mae" for rating
+        models}.
+    k : tuple of int
+    threshold : float
+    part : str
+        The evaluated part ("test" or "validation").
+    bucket_edges : (int, int)
+    """
+
+    per_user: pl.DataFrame
+    summary: dict[str, dict[str, float]]
+    k: tuple[int, ...]
+    threshold: float
+    part: str = "test"
+    bucket_edges: tuple[int, int] = (20, 100)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def primary_k(self) -> int:
+        """10 when evaluated, else the first K."""
+        return 10 if 10 in self.k else self.k[0]
+
+    @property
+    def models(self) -> list[str]:
+        return list(self.summary)
+
+    def default_metrics(self) -> list[str]:
+        k = self.primary_k
+        out = [f"{m}@{k}" for m in ("ndcg", "recall", "precision", "map", "mrr", "hit")]
+        out += [f"coverage@{k}", f"novelty@{k}"]
+        if any("rmse" in s for s in self.summary.values()):
+            out += ["rmse", "mae"]
+        return out
+
+    def table(self, metrics: list[str] | None = None) -> str:
+        """Aligned text table: one row per model, sorted by the first metric (best first);
+        per-user metrics shown as mean ± standard error."""
+        metrics = list(metrics or self.default_metrics())
+        known = {m for s in self.summary.values() for m in s}
+        bad = [m for m in metrics if m not in known]
+        if bad:
+            raise ConfigError(f"unknown metric(s) {bad}; available: {sorted(known)}")
+        first = metrics[0]
+        lower_better = first in ("rmse", "mae", "avg_popularity") or first.startswith(
+            ("avg_popularity@", "gini@")
+        )
+
+        def key(label: str) -> float:
+            v = self.summary[label].get(first, float("nan"))
+            if not math.isfinite(v):
+                return math.inf
+            return v if lower_better else -v
+
+        rows = [["model", *metrics, "users", "fallback", "fit_s"]]
+        for label in sorted(self.summary, key=key):
+            s = self.summary[label]
+            cells = [label]
+            for m in metrics:
+                v = s.get(m, float("nan"))
+                cells.append(f"{_fmt(v)} ± {_fmt(s[m + '_se'])}" if m + "_se" in s else _fmt(v))
+            cells += [
+                str(int(s["users_evaluated"])),
+                str(int(s["users_fallback"])),
+                _fmt(s["fit_s"], 2),
+            ]
+            rows.append(cells)
+        return _align(rows)
+
+    def buckets(self, metric: str = "ndcg@10") -> pl.DataFrame:
+        """Model x activity bucket: mean, se and number of users of ``metric``."""
+        return bucket_table(self.per_user, metric)
+
+    def compare(self, a: str, b: str, metric: str = "ndcg@10") -> dict[str, Any]:
+        """Paired t-test and Wilcoxon test of ``metric`` between models ``a`` and ``b`` on
+        the users both evaluated; mean difference is a - b."""
+        for m in (a, b):
+            if m not in self.summary:
+                raise ConfigError(f"no model {m!r} in this result; have {self.models}")
+        if metric not in self.per_user.columns:
+            raise ConfigError(f"no per-user metric {metric!r} in this result")
+        pa = self.per_user.filter(pl.col("model") == a).select("user", metric)
+        pb = self.per_user.filter(pl.col("model") == b).select("user", metric)
+        j = pa.join(pb, on="user", suffix="_b")
+        out: dict[str, Any] = {"a": a, "b": b, "metric": metric}
+        out.update(paired_test(j[metric].to_numpy(), j[metric + "_b"].to_numpy()))
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict: {"part", "k", "threshold", "bucket_edges", "summary": label ->
+        metric -> value, "buckets": metric -> label -> bucket -> {mean, se, n}}; NaN -> None."""
+        k = self.primary_k
+        buckets: dict[str, Any] = {}
+        for name in ACCURACY:
+            metric = f"{name}@{k}"
+            t = self.buckets(metric)
+            per: dict[str, Any] = {}
+            for r in t.iter_rows(named=True):
+                per.setdefault(r["model"], {})[r["bucket"]] = {
+                    "mean": r["mean"],
+                    "se": r["se"],
+                    "n": r["n"],
+                }
+            buckets[metric] = per
+        return _clean(
+            {
+                "part": self.part,
+                "k": list(self.k),
+                "threshold": self.threshold,
+                "bucket_edges": list(self.bucket_edges),
+                "summary": self.summary,
+                "buckets": buckets,
+                **({"meta": self.meta} if self.meta else {}),
+            }
+        )
+
+
+def _clean(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if isinstance(x, (float, np.floating)):
+        return float(x) if math.isfinite(x) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
+
+
+# -- building blocks --------------------------------------------------------------------------
+def relevant_sets(
+    part: Dataset, threshold: float = 4.0, graded: bool | str = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The relevant items of every user of ``part`` with at least one rating >= threshold.
+
+    Returns (users, indptr, indices, gains): users sorted ascending (dense int64), and a
+    CSR over those users of their relevant items (sorted) and gains. Gains are 1 when
+    ``graded`` is False; ``True``/"shifted" gives rating - threshold + 1, "rating" the rating.
+    """
+    mask = part.ratings >= threshold
+    u, i, r = part.users[mask], part.items[mask], part.ratings[mask].astype(np.float64)
+    order = np.lexsort((i, u))
+    u, i, r = u[order], i[order], r[order]
+    users, counts = np.unique(u, return_counts=True)
+    indptr = np.zeros(users.size + 1, np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    if graded is False:
+        gains = np.ones(i.size)
+    elif graded is True or graded == "shifted":
+        gains = r - threshold + 1.0
+    elif graded == "rating":
+        gains = r
+    else:
+        raise ConfigError(f"graded must be False, True, 'shifted' or 'rating', got {graded!r}")
+    if np.any(gains <= 0):
+        raise ConfigError("graded gains must be > 0; use graded='shifted' for a threshold <= 0")
+    return users.astype(np.int64), indptr, i.astype(np.int32), gains
+
+
+def _rows_of(indptr: np.ndarray, indices: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, ...]:
+    """CSR (indptr, indices) of rows ``u`` of a CSR matrix."""
+    starts, ends = indptr[u], indptr[u + 1]
+    lens = ends - starts
+    ip = np.zeros(u.size + 1, dtype=np.int64)
+    np.cumsum(lens, out=ip[1:])
+    idx = np.repeat(starts - ip[:-1], lens) + np.arange(ip[-1])
+    return ip, np.ascontiguousarray(indices[idx], dtype=np.int32)
+
+
+def top_k_lists(
+    model: Recommender,
+    users: Any,
+    k: int,
+    *,
+    exclude: Dataset | None = None,
+    unknown: str = "fallback",
+    batch_size: int = 2048,
+    progress: Progress | None = None,
+    label: str = "",
+    timings: dict[str, float] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` items of each user over the full catalogue, best first.
+
+    Blocks of ``batch_size`` users are scored at once with ``model.score`` and ranked by
+    the parallel top-K kernel, skipping each user's items in ``exclude`` (normally the
+    training part; None excludes nothing). Returns (items int32, scores float32), each
+    (n, min(k, n_items)); rows with too few candidates are padded with -1 / -inf.
+    """
+    if k < 1:
+        raise ConfigError(f"k must be >= 1, got {k}")
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    u = np.atleast_1d(np.asarray(users, dtype=np.int64))
+    n_items = model.n_items_
+    if exclude is not None:
+        if exclude.n_items != n_items or exclude.n_users != model.n_users_:
+            raise ConfigError("exclude data set and model use different id maps")
+        csr = exclude.csr()
+        ex_ip, ex_ix = csr.indptr.astype(np.int64), csr.indices
+    kk = min(k, n_items)
+    items = np.empty((u.size, kk), dtype=np.int32)
+    scores = np.empty((u.size, kk), dtype=np.float32)
+    t_score = t_topk = 0.0
+    for a in range(0, u.size, batch_size):
+        b = u[a : a + batch_size]
+        t0 = time.perf_counter()
+        s = np.ascontiguousarray(model.score(b, unknown=unknown), dtype=np.float32)
+        t1 = time.perf_counter()
+        if exclude is not None:
+            ip, ix = _rows_of(ex_ip, ex_ix, b)
+        else:
+            ip, ix = np.zeros(b.size + 1, np.int64), np.empty(0, np.int32)
+        items[a : a + b.size], scores[a : a + b.size] = topk_rows(s, kk, ip, ix)
+        t_score += t1 - t0
+        t_topk += time.perf_counter() - t1
+        if progress is not None:
+            progress(label, min(a + batch_size, u.size), u.size)
+    if timings is not None:
+        timings["score_s"] = timings.get("score_s", 0.0) + t_score
+        timings["topk_s"] = timings.get("topk_s", 0.0) + t_topk
+    return items, scores
+
+
+def _check_k(k: Any) -> tuple[int, ...]:
+    ks = (k,) if isinstance(k, (int, np.integer)) else tuple(k)
+    if not ks or any(not isinstance(x, (int, np.integer)) or x < 1 for x in ks):
+        raise ConfigError(f"k must be positive integers, got {k!r}")
+    return tuple(sorted({int(x) for x in ks}))
+
+
+def evaluate_model(
+    model: Recommender,
+    target: Dataset,
+    *,
+    history: Dataset,
+    exclude: Dataset | None,
+    k: Any = (5, 10, 20),
+    threshold: float = 4.0,
+    unknown: str = "fallback",
+    bucket_edges: tuple[int, int] = (20, 100),
+    batch_size: int = 2048,
+    graded: bool | str = False,
+    label: str = "model",
+    progress: Progress | None = None,
+) -> tuple[pl.DataFrame, dict[str, float]]:
+    """Evaluate one fitted model against the relevant ratings of ``target``.
+
+    ``history`` is the training data (activity buckets, item popularity, novelty);
+    ``exclude`` the data whose items are removed from each user's candidates (normally the
+    same training part; None to score against what the model saw). Returns the per-user
+    frame and the summary dict of :class:`EvalResult` for this model.
+    """
+    ks = _check_k(k)
+    if unknown not in UNKNOWN:
+        raise ConfigError(f"unknown must be one of {UNKNOWN}, got {unknown!r}")
+    t_start = time.perf_counter()
+    users, ip, ix, gains_rel = relevant_sets(target, threshold, graded)
+    n_rel_all = np.diff(ip)
+    known = model.known_users(users) if users.size else np.zeros(0, bool)
+    n_skipped = 0
+    if unknown == "skip":
+        n_skipped = int((~known).sum())
+        keep = np.flatnonzero(known)
+        users, known = users[keep], known[keep]
+        ip, pos = _rows_of(ip, np.arange(ix.size, dtype=np.int32), keep)
+        ix, gains_rel = ix[pos], gains_rel[pos]
+        n_rel_all = np.diff(ip)
+    timings: dict[str, float] = {}
+    kmax = ks[-1]
+    rec, _ = top_k_lists(
+        model,
+        users,
+        kmax,
+        exclude=exclude,
+        unknown="error" if unknown == "error" else "fallback",
+        batch_size=batch_size,
+        progress=progress,
+        label=label,
+        timings=timings,
+    )
+    t_metrics = time.perf_counter()
+    gains = M.hit_matrix(rec, ip, ix, None if graded is False else gains_rel)
+    if gains.shape[1] < kmax:  # catalogue smaller than K: pad with misses
+        gains = np.pad(gains, ((0, 0), (0, kmax - gains.shape[1])))
+        rec = np.pad(rec, ((0, 0), (0, kmax - rec.shape[1])), constant_values=-1)
+    hits = (gains > 0).astype(np.float64)
+    ideal = None if graded is False else M.ideal_gains(ip, gains_rel, kmax)
+    n_train = history.user_counts()[users] if users.size else np.zeros(0, np.int64)
+    cols: dict[str, Any] = {
+        "model": [label] * users.size,
+        "user": users.astype(np.int64),
+        "user_raw": target.user_map.to_raw(users),
+        "n_train": n_train.astype(np.int64),
+        "n_relevant": n_rel_all.astype(np.int64),
+        "bucket": bucket_labels(n_train, bucket_edges).astype(str),
+        "fallback": ~known,
+    }
+    summary: dict[str, float] = {}
+    item_pop = history.item_counts()
+    n_hist_users = int((history.user_counts() > 0).sum())
+    masks = _genre_masks(history)
+    for kk in ks:
+        per = {
+            "precision": M.precision_at_k(hits, kk),
+            "recall": M.recall_at_k(hits, n_rel_all, kk),
+            "ndcg": M.ndcg_at_k(gains, n_rel_all, kk, ideal),
+            "map": M.average_precision_at_k(hits, n_rel_all, kk),
+            "mrr": M.reciprocal_rank_at_k(hits, kk),
+            "hit": M.hit_rate_at_k(hits, kk),
+        }
+        for name, v in per.items():
+            col = f"{name}@{kk}"
+            cols[col] = v
+            summary[col], summary[col + "_se"] = mean_se(v)
+        lists = rec[:, :kk]
+        summary[f"coverage@{kk}"] = M.catalog_coverage(lists, history.n_items)
+        summary[f"avg_popularity@{kk}"] = M.average_popularity(lists, item_pop)
+        summary[f"novelty@{kk}"] = M.novelty(lists, item_pop, max(n_hist_users, 1))
+        div = M.intra_list_diversity(lists, masks)
+        summary[f"diversity@{kk}"] = float(np.nanmean(div)) if np.isfinite(div).any() else math.nan
+        summary[f"gini@{kk}"] = M.gini_index(lists, history.n_items)
+    summary["users_evaluated"] = float(users.size)
+    summary["users_personalized"] = float(known.sum())
+    summary["users_fallback"] = float((~known).sum())
+    summary["users_skipped"] = float(n_skipped)
+    if model.rating_model and target.n_ratings:
+        tu, ti, tr = target.users, target.items, target.ratings
+        if unknown == "skip":
+            ok = (model.user_count_[tu] > 0) & (model.item_count_[ti] > 0)
+            tu, ti, tr = tu[ok], ti[ok], tr[ok]
+        pred, fb = model.predict(
+            tu, ti, unknown="error" if unknown == "error" else "fallback", return_fallback=True
+        )
+        summary["rmse"] = M.rmse(pred, tr)
+        summary["mae"] = M.mae(pred, tr)
+        summary["rating_pairs"] = float(tr.size)
+        summary["rating_fallbacks"] = float(np.asarray(fb).sum())
+    summary["score_s"] = timings.get("score_s", 0.0)
+    summary["topk_s"] = timings.get("topk_s", 0.0)
+    summary["metrics_s"] = time.perf_counter() - t_metrics
+    summary["eval_s"] = time.perf_counter() - t_start
+    return pl.DataFrame(cols), summary
+
+
+def _genre_masks(ds: Dataset) -> np.ndarray:
+    key = "_eval_genre_masks"
+    if key not in ds.__dict__:
+        ds.__dict__[key] = M.genre_masks(ds.item_table["genres"].to_list())
+    return ds.__dict__[key]
+
+
+def _stderr_progress(label: str, done: int, total: int) -> None:
+    sys.stderr.write(f"\r{label}: {done}/{total} users")
+    if done >= total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def evaluate(
+    models: Mapping[str, Recommender],
+    split: Split,
+    *,
+    part: str = "test",
+    k: Any = (5, 10, 20),
+    threshold: float = 4.0,
+    fit: bool = True,
+    unknown: str = "fallback",
+    bucket_edges: tuple[int, int] = (20, 100),
+    batch_size: int = 2048,
+    graded: bool | str = False,
+    progress: bool | Progress | None = None,
+) -> EvalResult:
+    """Fit (optionally) and evaluate every model on one split, on the same users.
+
+    Parameters
+    ----------
+    models : mapping label -> Recommender
+    split : Split
+    part : {"test", "validation"}
+        Whose ratings >= ``threshold`` form the relevant sets; training items are excluded.
+    k : int or sequence of int
+        List lengths; every metric is computed at each.
+    threshold : float
+        A rating >= threshold is relevant.
+    fit : bool
+        Fit each model on ``split.train`` first (else they must already be fitted on it).
+    unknown : {"fallback", "skip", "error"}
+        Users without training history: served by the model's fallback and counted
+        (``users_fallback``), left out and counted (``users_skipped``), or an error.
+    bucket_edges : (int, int)
+        Training-activity buckets: cold < edges[0] <= medium < edges[1] <= warm.
+    batch_size : int
+        Users scored at once (memory ~ batch_size x n_items x 4 bytes).
+    graded : bool or {"shifted", "rating"}
+        Graded NDCG gains (rating - threshold + 1, or the rating); binary when False.
+    progress : bool or callable(label, done, total), optional
+        True prints to stderr when it is a terminal; None/False stays quiet.
+    """
+    if part not in ("test", "validation"):
+        raise ConfigError(f"part must be 'test' or 'validation', got {part!r}")
+    if not models:
+        raise ConfigError("give at least one model to evaluate")
+    target = split.test if part == "test" else split.validation
+    if target.n_ratings == 0:
+        raise ConfigError(f"the split has no {part} ratings; choose a split that fills it")
+    ks = _check_k(k)
+    edges = tuple(int(e) for e in bucket_edges)
+    if len(edges) != 2:
+        raise ConfigError(f"bucket_edges must be two counts, got {bucket_edges!r}")
+    if progress is True:
+        progress = _stderr_progress if sys.stderr.isatty() else None
+    elif progress is False:
+        progress = None
+    if not np.any(target.ratings >= threshold):
+        raise ConfigError(f"no {part} rating is >= threshold {threshold}; lower the threshold")
+    frames, summary = [], {}
+    for label, model in models.items():
+        fit_s = math.nan
+        if fit:
+            t0 = time.perf_counter()
+            model.fit(split.train)
+            fit_s = time.perf_counter() - t0
+        else:
+            model._require_fitted()
+        per_user, s = evaluate_model(
+            model,
+            target,
+            history=split.train,
+            exclude=split.train,
+            k=ks,
+            threshold=threshold,
+            unknown=unknown,
+            bucket_edges=edges,  # type: ignore[arg-type]
+            batch_size=batch_size,
+            graded=graded,
+            label=str(label),
+            progress=progress,  # type: ignore[arg-type]
+        )
+        s["fit_s"] = fit_s
+        frames.append(per_user)
+        summary[str(label)] = s
+    return EvalResult(
+        per_user=pl.concat(frames),
+        summary=summary,
+        k=ks,
+        threshold=float(threshold),
+        part=part,
+        bucket_edges=edges,  # type: ignore[arg-type]
+        meta={"split": split.kind, "split_params": dict(split.params), "graded": graded},
+    )
+
+
+# -- saving lists -----------------------------------------------------------------------------
+def save_recommendations(
+    model: Recommender,
+    split_or_users: Split | Any,
+    path: str | os.PathLike,
+    k: int = 10,
+    item_map: IdMap | None = None,
+    user_map: IdMap | None = None,
+    *,
+    batch_size: int = 2048,
+) -> int:
+    """Write every user's top-``k`` (userId, rank, movieId, score) to CSV or parquet.
+
+    ``split_or_users`` is a Split (all users of its id map: those without training history
+    get the model's fallback; training items are excluded) or an array of dense user
+    indices (the model's seen items are excluded). Raw ids come from the maps (by default
+    the split's). The format follows the extension (.csv or .parquet); the file is written
+    to a temporary file in the same folder and renamed. Returns the number of rows.
+    """
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext not in (".csv", ".parquet"):
+        raise ConfigError(f"recommendations file must end with .csv or .parquet, got {path.name}")
+    model._require_fitted()
+    if isinstance(split_or_users, Split):
+        item_map = item_map or split_or_users.train.item_map
+        user_map = user_map or split_or_users.train.user_map
+        users = np.arange(split_or_users.train.n_users, dtype=np.int64)
+        exclude: Dataset | None = split_or_users.train
+    else:
+        users = np.atleast_1d(np.asarray(split_or_users, dtype=np.int64))
+        exclude = None
+    if item_map is None or user_map is None:
+        raise ConfigError("give item_map and user_map to write raw ids")
+    if exclude is not None:
+        items, scores = top_k_lists(model, users, k, exclude=exclude, batch_size=batch_size)
+    else:
+        items, scores = model.recommend(users, k, exclude_seen=True, batch_size=batch_size)
+    n, kk = items.shape
+    ok = (items >= 0).ravel()
+    flat_items = items.ravel()[ok]
+    df = pl.DataFrame(
+        {
+            "userId": np.repeat(user_map.to_raw(users), kk)[ok],
+            "rank": np.tile(np.arange(1, kk + 1, dtype=np.int32), n)[ok],
+            "movieId": item_map.to_raw(flat_items),
+            "score": scores.ravel()[ok],
+        }
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=ext, dir=path.parent)
+    os.close(fd)
+    try:
+        if ext == ".csv":
+            df.write_csv(tmp)
+        else:
+            df.write_parquet(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return df.height
+
+
+# -- the CLI's one call -----------------------------------------------------------------------
+def _recs_path(save_recs: str | os.PathLike, label: str, n_models: int) -> Path:
+    p = Path(save_recs)
+    return p if n_models == 1 else p.with_name(f"{p.stem}.{label}{p.suffix}")
+
+
+def run_evaluate(
+    dataset: Dataset,
+    split: str | Split = "temporal_per_user",
+    model_names: str | Sequence[str] = ("popularity",),
+    k_list: Any = (5, 10, 20),
+    threshold: float = 4.0,
+    as_json: bool = False,
+    save_recs: str | os.PathLike | None = None,
+) -> str:
+    """Split ``dataset``, fit and evaluate the named models, return the text to print.
+
+    ``split`` is a split name (default params) or a ready Split; ``model_names`` a list or
+    a comma-separated string of registry names (unknown names raise ConfigError); models
+    use their default params. Returns the results table and the activity-bucket table, or
+    the JSON of :meth:`EvalResult.to_json` with ``as_json``. With ``save_recs`` every
+    user's top-K (largest K) is written there; with several models the model name goes
+    before the extension (``recs.popularity.csv``).
+    """
+    from movierec.models import make_model
+    from movierec.split import make_split
+
+    names = (
+        [n.strip() for n in model_names.split(",")]
+        if isinstance(model_names, str)
+        else [str(n).strip() for n in model_names]
+    )
+    names = [n for n in names if n]
+    if not names:
+        raise ConfigError("give at least one model name")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"model names repeat: {names}")
+    models = {n: make_model(n) for n in names}  # raises ConfigError on unknown names
+    ks = _check_k(k_list)
+    if save_recs is not None and Path(save_recs).suffix.lower() not in (".csv", ".parquet"):
+        raise ConfigError(f"--save-recs must end with .csv or .parquet, got {save_recs}")
+    sp = make_split(dataset, split) if isinstance(split, str) else split
+    result = evaluate(models, sp, k=ks, threshold=threshold, progress=True if not as_json else None)
+    written = {}
+    if save_recs is not None:
+        for n, m in models.items():
+            p = _recs_path(save_recs, n, len(models))
+            save_recommendations(m, sp, p, ks[-1])
+            written[n] = str(p)
+    if as_json:
+        out = result.to_json()
+        out["dataset"] = dataset.label
+        if written:
+            out["recommendations"] = written
+        return json.dumps(out, indent=2)
+    s = sp.train
+    n_eval = int(next(iter(result.summary.values()))["users_evaluated"])
+    head = (
+        f"{dataset.label}: split {sp.kind}, {s.n_ratings} training ratings; "
+        f"{result.part} relevance: rating >= {threshold:g}; {n_eval} users evaluated, "
+        f"full catalogue of {s.n_items} movies, training items excluded"
+    )
+    parts = [head, "", result.table(), "", format_buckets(result)]
+    if written:
+        parts += ["", *(f"recommendations of {n}: {p}" for n, p in written.items())]
+    return "\n".join(parts)
