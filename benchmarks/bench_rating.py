@@ -26,6 +26,7 @@ import dataclasses
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -70,8 +71,11 @@ def _surprise_folds(splits: list) -> tuple[list, str]:
             pair.append(str(f))
         files.append(tuple(pair))
     reader = Reader(line_format="user item rating", sep="\t", rating_scale=(1, 5))
-    data = SDataset.load_from_folds(files, reader)
-    return list(PredefinedKFold().split(data)), surprise.__version__
+    try:
+        data = SDataset.load_from_folds(files, reader)
+        return list(PredefinedKFold().split(data)), surprise.__version__
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _fit_ours(cls: type, params: dict, splits: list) -> tuple[float, float, float, float]:

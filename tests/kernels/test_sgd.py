@@ -209,3 +209,14 @@ def test_fold_in_user_recovers_a_known_user() -> None:
                         F(0), F(0), False, 500, 0)  # fmt: skip
     assert b == 0.0
     np.testing.assert_allclose(qi[:, 0] * p[0], r, rtol=1e-3)
+
+
+def test_shuffle_is_uniform_over_permutations() -> None:
+    # all 24 orders of 4 triples appear about equally often over 4800 seeds
+    counts: dict[tuple, int] = {}
+    for seed in range(4800):
+        u = np.arange(4, dtype=np.int32)
+        shuffle_ratings(u, u.copy(), np.zeros(4, F), seed)
+        counts[tuple(u)] = counts.get(tuple(u), 0) + 1
+    assert len(counts) == 24
+    assert 140 <= min(counts.values()) and max(counts.values()) <= 260

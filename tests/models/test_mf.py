@@ -6,7 +6,7 @@ from contract import N_ITEMS, N_USERS, ModelContract
 
 from movierec.errors import ConfigError
 from movierec.evaluation.metrics import rmse
-from movierec.models import make_model
+from movierec.models import make_model, mf
 from movierec.models.mf import SVD, SVDpp
 from movierec.split import random_holdout
 
@@ -118,10 +118,16 @@ def test_svdpp_accuracy_ml100k(holdout, svdpp100k) -> None:
     assert 0.91 <= _rmse(svdpp100k, holdout) <= 0.93
 
 
-def test_parallel_mode_close_rmse(holdout, svd100k, svdpp100k) -> None:
+def test_parallel_mode_close_rmse(holdout, svd100k, svdpp100k, monkeypatch) -> None:
+    # ml-100k is below the size where threads start: lower the bar to test Hogwild here
+    monkeypatch.setattr(mf, "PARALLEL_MIN_RATINGS", 0)
     for cls, ref in ((SVD, svd100k), (SVDpp, svdpp100k)):
         par = cls(parallel=True).fit(holdout.train)
+        assert not np.array_equal(par.qi_, ref.qi_)  # it did run another schedule
         assert abs(_rmse(par, holdout) - _rmse(ref, holdout)) < 0.005
+    # above the bar nothing changes for small data: the serial kernel, bit for bit
+    monkeypatch.setattr(mf, "PARALLEL_MIN_RATINGS", 10**9)
+    np.testing.assert_array_equal(SVD(parallel=True).fit(holdout.train).qi_, svd100k.qi_)
 
 
 def _fold_in_overlap(m, train, users) -> float:
@@ -139,5 +145,5 @@ def test_fold_in_matches_trained_top10_ml100k(holdout, svd100k, svdpp100k) -> No
     # a user folded in from her own training ratings gets nearly her trained top-10.
     # References: item-bias-only ranking overlaps ~5.0/10; two SVDs with different seeds ~3.7.
     users = np.arange(0, holdout.train.n_users, 3)
-    assert _fold_in_overlap(svd100k, holdout.train, users) >= 6.8  # measured 7.04
-    assert _fold_in_overlap(svdpp100k, holdout.train, users) >= 7.3  # measured 7.66
+    assert _fold_in_overlap(svd100k, holdout.train, users) >= 6.8  # measured 7.01
+    assert _fold_in_overlap(svdpp100k, holdout.train, users) >= 7.3  # measured 7.65

@@ -10,9 +10,6 @@ chunks processed by numba threads without locks (Hogwild: Niu et al., 2011); the
 depends on thread timing.
 """
 
-# numba supports only the legacy np.random API in compiled code; seeds make it deterministic
-# ruff: noqa: NPY002
-
 import numba as nb
 import numpy as np
 from llvmlite import ir
@@ -53,6 +50,29 @@ def _prefetch_row(a, row):  # type: ignore[no-untyped-def]
     _prefetch(a, row, nf - 1)
 
 
+@nb.njit(inline="always")
+def _rng_seed(seed: int) -> np.uint64:
+    """A non-zero xorshift state from any integer seed (one splitmix64 step)."""
+    z = np.uint64(seed) + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return z if z != np.uint64(0) else np.uint64(1)
+
+
+@nb.njit(inline="always")
+def _rng_below(x: np.uint64, n: int) -> tuple[np.uint64, int]:
+    """(next state, a draw uniform on 0..n-1): xorshift64* and a multiply-shift reduction.
+
+    Far cheaper than np.random.randint in the shuffles; the bias is below n / 2^32.
+    """
+    x ^= x >> np.uint64(12)
+    x ^= x << np.uint64(25)
+    x ^= x >> np.uint64(27)
+    r = (x * np.uint64(0x2545F4914F6CDD1D)) >> np.uint64(32)
+    return x, np.int64((r * np.uint64(n)) >> np.uint64(32))
+
+
 @nb.njit(cache=True)
 def shuffle_ratings(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, seed: int) -> None:
     """Permute the (user, item, rating) triples in place uniformly at random (Fisher-Yates).
@@ -60,29 +80,37 @@ def shuffle_ratings(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, s
     Shuffling the data itself (rather than an index permutation) lets the epoch read the
     triples sequentially; only the factor rows are then accessed at random.
     """
-    np.random.seed(seed)
+    x = _rng_seed(seed)
     for k in range(users.shape[0] - 1, 0, -1):
-        j = np.random.randint(0, k + 1)
+        x, j = _rng_below(x, k + 1)
         users[k], users[j] = users[j], users[k]
         items[k], items[j] = items[j], items[k]
         ratings[k], ratings[j] = ratings[j], ratings[k]
+
+
+@nb.njit(inline="always")
+def _shuffle_chunk(order, lo, hi, indptr, items, ratings, x):  # type: ignore[no-untyped-def]
+    # Fisher-Yates on order[lo:hi], then within the CSR row of each of those users
+    for k in range(hi - 1, lo, -1):
+        x, j = _rng_below(x, k - lo + 1)
+        j += lo
+        order[k], order[j] = order[j], order[k]
+    for t in range(lo, hi):
+        a = indptr[order[t]]
+        for k in range(indptr[order[t] + 1] - 1, a, -1):
+            x, j = _rng_below(x, k - a + 1)
+            j += a
+            items[k], items[j] = items[j], items[k]
+            ratings[k], ratings[j] = ratings[j], ratings[k]
+    return x
 
 
 @nb.njit(cache=True)
 def shuffle_within_rows(
     indptr: np.ndarray, cols: np.ndarray, vals: np.ndarray, order: np.ndarray, seed: int
 ) -> None:
-    """Shuffle ``order`` (the row visiting order) and the entries within every CSR row, in place."""
-    np.random.seed(seed)
-    for k in range(order.shape[0] - 1, 0, -1):
-        j = np.random.randint(0, k + 1)
-        order[k], order[j] = order[j], order[k]
-    for r in range(indptr.shape[0] - 1):
-        lo = indptr[r]
-        for k in range(indptr[r + 1] - 1, lo, -1):
-            j = np.random.randint(lo, k + 1)
-            cols[k], cols[j] = cols[j], cols[k]
-            vals[k], vals[j] = vals[j], vals[k]
+    """Shuffle ``order`` (rows to visit) and the entries within each of those rows, in place."""
+    _shuffle_chunk(order, 0, order.shape[0], indptr, cols, vals, _rng_seed(seed))
 
 
 @nb.njit(cache=True, fastmath=True, inline="always")
@@ -193,7 +221,13 @@ def _svd_users(
     order, lo, hi, indptr, items, ratings, mu, bu, bi, pu, qi,
     lr_bu, lr_bi, lr_pu, lr_qi, reg_bu, reg_bi, reg_pu, reg_qi, biased,
 ):  # fmt: skip
+    # The update p' = dec_p p + lr_pu e q_i makes the next rating's dot product
+    # q_n . p' = dec_p (q_n . p) + lr_pu e (q_n . q_i): both dots are taken in the same pass
+    # that updates p and q_i, before e is needed, so only scalar work waits on e.
     nf = pu.shape[1]
+    dec_p = np.float32(1.0) - lr_pu * reg_pu
+    dec_q = np.float32(1.0) - lr_qi * reg_qi
+    p = np.empty(nf, dtype=np.float32)
     sse = 0.0
     for t in range(lo, hi):
         u = order[t]
@@ -201,29 +235,53 @@ def _svd_users(
         b = indptr[u + 1]
         if t + 1 < hi:
             _prefetch_row(pu, order[t + 1])
+        if a == b:
+            continue
         for k in range(a, min(a + _AHEAD, b)):
             _prefetch_row(qi, items[k])
-        p = pu[u]
+        for f in range(nf):
+            p[f] = pu[u, f]
+        b_u = bu[u]
+        q = qi[items[a]]
+        dot = np.float32(0.0)
+        for f in range(nf):
+            dot += p[f] * q[f]
         for k in range(a, b):
             if k + _AHEAD < b:
                 _prefetch_row(qi, items[k + _AHEAD])
             i = items[k]
             q = qi[i]
-            dot = np.float32(0.0)
-            for f in range(nf):
-                dot += p[f] * q[f]
             if biased:
-                err = ratings[k] - (mu + bu[u] + bi[i] + dot)
-                bu[u] += lr_bu * (err - reg_bu * bu[u])
+                err = ratings[k] - (mu + b_u + bi[i] + dot)
+                b_u += lr_bu * (err - reg_bu * b_u)
                 bi[i] += lr_bi * (err - reg_bi * bi[i])
             else:
                 err = ratings[k] - dot
             sse += err * err
-            for f in range(nf):
-                pf = p[f]
-                qf = q[f]
-                p[f] = pf + lr_pu * (err * qf - reg_pu * pf)
-                q[f] = qf + lr_qi * (err * pf - reg_qi * qf)
+            le_p = lr_pu * err
+            le_q = lr_qi * err
+            if k + 1 < b:
+                qn = qi[items[k + 1]]
+                d_p = np.float32(0.0)
+                d_q = np.float32(0.0)
+                for f in range(nf):
+                    pf = p[f]
+                    qf = q[f]
+                    d_p += qn[f] * pf
+                    d_q += qn[f] * qf
+                    p[f] = dec_p * pf + le_p * qf
+                    q[f] = dec_q * qf + le_q * pf
+                dot = dec_p * d_p + le_p * d_q
+            else:
+                for f in range(nf):
+                    pf = p[f]
+                    qf = q[f]
+                    p[f] = dec_p * pf + le_p * qf
+                    q[f] = dec_q * qf + le_q * pf
+        for f in range(nf):
+            pu[u, f] = p[f]
+        if biased:
+            bu[u] = b_u
     return sse
 
 
@@ -256,19 +314,6 @@ def svd_epoch_users(
         order, 0, order.shape[0], indptr, items, ratings, mu, bu, bi, pu, qi,
         lr_bu, lr_bi, lr_pu, lr_qi, reg_bu, reg_bi, reg_pu, reg_qi, biased,
     )  # fmt: skip
-
-
-@nb.njit(inline="always")
-def _shuffle_chunk(order, lo, hi, indptr, items, ratings):  # type: ignore[no-untyped-def]
-    for k in range(hi - 1, lo, -1):
-        j = np.random.randint(lo, k + 1)
-        order[k], order[j] = order[j], order[k]
-    for t in range(lo, hi):
-        a = indptr[order[t]]
-        for k in range(indptr[order[t] + 1] - 1, a, -1):
-            j = np.random.randint(a, k + 1)
-            items[k], items[j] = items[j], items[k]
-            ratings[k], ratings[j] = ratings[j], ratings[k]
 
 
 @nb.njit(cache=True, fastmath=True, parallel=True)
@@ -305,8 +350,7 @@ def svd_epoch_users_hogwild(
     for c in nb.prange(n_chunks):
         lo = bounds[c]
         hi = bounds[c + 1]
-        np.random.seed(seeds[c])
-        _shuffle_chunk(order, lo, hi, indptr, items, ratings)
+        _shuffle_chunk(order, lo, hi, indptr, items, ratings, _rng_seed(seeds[c]))
         sse[c] = _svd_users(
                 order, lo, hi, indptr, items, ratings, mu, bu, bi, pu, qi,
                 lr_bu, lr_bi, lr_pu, lr_qi, reg_bu, reg_bi, reg_pu, reg_qi, biased,
@@ -453,8 +497,7 @@ def svdpp_epoch_hogwild(
     for c in nb.prange(n_chunks):
         lo = bounds[c]
         hi = bounds[c + 1]
-        np.random.seed(seeds[c])
-        _shuffle_chunk(order, lo, hi, indptr, items, ratings)
+        _shuffle_chunk(order, lo, hi, indptr, items, ratings, _rng_seed(seeds[c]))
         sse[c] = _svdpp_users(
                 order, lo, hi, indptr, items, ratings, mu, bu, bi, pu, qi, yj,
                 lr_bu, lr_bi, lr_pu, lr_qi, lr_yj, reg_bu, reg_bi, reg_pu, reg_qi, reg_yj,
@@ -534,7 +577,7 @@ def fold_in_user(
     e = r - (mu + b_u + b_i + q_i . (p_u + z));  b_u += lr_b (e - reg_b b_u);
     p_u += lr_p (e q_i - reg_p p_u)  (``z`` is SVD++'s implicit vector, zeros for SVD).
     """
-    np.random.seed(seed)
+    x = _rng_seed(seed)
     nf = qi.shape[1]
     n = items.shape[0]
     p = np.zeros(nf, dtype=np.float32)
@@ -542,7 +585,7 @@ def fold_in_user(
     idx = np.arange(n)
     for _ in range(n_epochs):
         for k in range(n - 1, 0, -1):
-            j = np.random.randint(0, k + 1)
+            x, j = _rng_below(x, k + 1)
             idx[k], idx[j] = idx[j], idx[k]
         for t in range(n):
             k = idx[t]

@@ -52,9 +52,8 @@ def _normal(state):
 
 
 @njit(cache=True)
-def _bisect_right(cdf, hi, x):
-    """First index j < hi with cdf[j] > x (cdf non-decreasing); hi - 1 if none."""
-    lo = 0
+def _bisect_right(cdf, lo, hi, x):
+    """First index lo <= j < hi with cdf[j] > x (cdf non-decreasing); hi - 1 if none."""
     hi_ = hi - 1
     while lo < hi_:
         mid = (lo + hi_) >> 1
@@ -71,6 +70,70 @@ def _dot(a, ia, b, ib):
     for f in range(a.shape[1]):
         s += a[ia, f] * b[ib, f]
     return s
+
+
+@njit(cache=True)
+def alias_build(weights, bounds):
+    """Walker alias tables of the prefixes ``weights[:bounds[b]]``, one per bound.
+
+    Parameters
+    ----------
+    weights : int64[n]
+    bounds : int64[n_bounds]
+        Increasing prefix lengths (>= 1, <= n).
+
+    Returns
+    -------
+    ptr : int64[n_bounds + 1]
+        Table ``b`` occupies ``[ptr[b], ptr[b + 1])`` of the next two arrays.
+    prob : float64[ptr[-1]]
+        Probability of keeping the drawn slot.
+    alias : int32[ptr[-1]]
+        Index used otherwise.
+    """
+    nb = bounds.shape[0]
+    ptr = np.zeros(nb + 1, np.int64)
+    for b in range(nb):
+        ptr[b + 1] = ptr[b] + bounds[b]
+    prob = np.empty(ptr[nb], np.float64)
+    alias = np.empty(ptr[nb], np.int32)
+    for b in range(nb):
+        size = bounds[b]
+        off = ptr[b]
+        total = 0.0
+        for i in range(size):
+            total += weights[i]
+        scaled = np.empty(size, np.float64)
+        small = np.empty(size, np.int64)
+        large = np.empty(size, np.int64)
+        ns = 0
+        nl = 0
+        for i in range(size):
+            scaled[i] = weights[i] * size / total
+            if scaled[i] < 1.0:
+                small[ns] = i
+                ns += 1
+            else:
+                large[nl] = i
+                nl += 1
+        while ns > 0 and nl > 0:
+            ns -= 1
+            lo = small[ns]
+            g = large[nl - 1]
+            prob[off + lo] = scaled[lo]
+            alias[off + lo] = g
+            scaled[g] = (scaled[g] + scaled[lo]) - 1.0
+            if scaled[g] < 1.0:
+                nl -= 1
+                small[ns] = g
+                ns += 1
+        for q in range(nl):
+            prob[off + large[q]] = 1.0
+            alias[off + large[q]] = large[q]
+        for q in range(ns):
+            prob[off + small[q]] = 1.0
+            alias[off + small[q]] = small[q]
+    return ptr, prob, alias
 
 
 @njit(cache=True)
@@ -186,6 +249,10 @@ def sample_items(
     seed_items,
     weights,
     cum,
+    bounds,
+    alias_ptr,
+    alias_prob,
+    alias_idx,
     tree,
     rated_items,
     rated_pos,
@@ -205,7 +272,9 @@ def sample_items(
     rated items (the catalogue available by the user's last session), each kept
     with probability ``exp(sel_beta * (min(z, sel_cap) - sel_cap))`` where ``z`` is
     the taste score ``dot(user_f[user_rows[u]], item_f[item])``. Draws start with
-    a binary search in ``cum`` and rejection of repeats; when repeats make that slow
+    rejection of repeats, proposing from the alias table of the largest bound
+    ``<= elig[u]`` (or, with the remaining probability, from the few items between
+    that bound and ``elig[u]`` by binary search in ``cum``); when repeats make that slow
     (heavy users who exhausted the head of the distribution) the user switches to
     a private copy of the Fenwick tree with its taken items removed, and restores
     it afterwards (integer weights, so the restore is exact).
@@ -221,6 +290,8 @@ def sample_items(
     weights, cum : int64[n_rated]
         Integer popularity weights of rated items in added order, and their
         cumulative sums (total below 2**53).
+    bounds, alias_ptr, alias_prob, alias_idx : arrays
+        Prefix lengths (the first <= every ``elig``) and ``alias_build(weights, bounds)``.
     tree : int64[n_rated + 1]
         ``fenwick_build(weights)``; not modified.
     rated_items : int32[n_rated]
@@ -263,13 +334,30 @@ def sample_items(
                 cnt += 1
             e = elig[u]
             tot = cum[e - 1]
-            budget = 3 * (n - cnt) + 32
-            tries = 0
-            while cnt < n and tries < budget:
-                tries += 1
+            b = _bisect_right(bounds, 0, bounds.shape[0], e)
+            if bounds[b] > e:
+                b -= 1
+            size = bounds[b]
+            tot_b = cum[size - 1]
+            base = alias_ptr[b]
+            # switch to the tree once repeats (not taste rejections) get frequent
+            budget = (n - cnt) // 2 + 16
+            repeats = 0
+            while cnt < n and repeats < budget:
                 st, r = _uniform(st)
-                m = rated_items[_bisect_right(cum, e, int(r * tot))]
+                x = r * tot
+                if x >= tot_b:
+                    j = _bisect_right(cum, size, e, int(x))
+                else:
+                    y = x / tot_b * size
+                    j = int(y)
+                    if j >= size:
+                        j = size - 1
+                    if y - j >= alias_prob[base + j]:
+                        j = alias_idx[base + j]
+                m = rated_items[j]
                 if mark[m]:
+                    repeats += 1
                     continue
                 st, ok = _accept(st, user_f, row, item_f, m, sel_beta, sel_cap)
                 if not ok:
@@ -495,9 +583,11 @@ def sample_tags(
     genre_tags,
     pos_tags,
     neg_tags,
+    item_people,
     generic_cdf,
     p_genre,
     p_mood,
+    p_people,
     t_max,
     seed,
 ):
@@ -506,8 +596,9 @@ def sample_tags(
     User ``taggers[k]`` applies ``n_tags[k]`` (<= its number of ratings) distinct
     (movie, tag) pairs: movies are taken without replacement from its ratings, each
     receives 1-4 distinct tags, chosen from the movie's genre tags (probability
-    ``p_genre``), from positive/negative tags matching the rating (``p_mood``), or
-    from the generic vocabulary (Zipf-like ``generic_cdf``).
+    ``p_genre``), from positive/negative tags matching the rating (``p_mood``), from
+    the people credited on the movie (``p_people``), or from the generic vocabulary
+    (Zipf-like ``generic_cdf``).
 
     Parameters
     ----------
@@ -525,10 +616,12 @@ def sample_tags(
         Tag ids associated with each genre (CSR).
     pos_tags, neg_tags : int32[:]
         Tag ids for liked and disliked movies.
+    item_people : int32[n_listed, max_people]
+        Tag ids of the people credited on each item, -1 padded.
     generic_cdf : float64[n_vocab]
         Cumulative weights of every tag id for generic draws.
-    p_genre, p_mood : float
-        Probability of a genre tag and of a mood tag.
+    p_genre, p_mood, p_people : float
+        Probability of a genre tag, a mood tag and a person tag.
     t_max : int
         Last allowed timestamp.
     seed : uint64
@@ -549,6 +642,7 @@ def sample_tags(
     o_ts = np.empty(total, np.int64)
     n_vocab = generic_cdf.shape[0]
     max_g = item_genres.shape[1]
+    max_p = item_people.shape[1]
     for k in range(n_taggers):
         u = taggers[k]
         st = _stream(seed, u)
@@ -590,7 +684,7 @@ def sample_tags(
                             ng += 1
                     if ng > 0:
                         st, r = _uniform(st)
-                        gi = item_genres[m, int(r * ng) if int(r * ng) < ng else ng - 1]
+                        gi = item_genres[m, min(int(r * ng), ng - 1)]
                         a = genre_tag_ptr[gi]
                         b = genre_tag_ptr[gi + 1]
                         if b > a:
@@ -604,9 +698,17 @@ def sample_tags(
                         tag = pos_tags[int(r * pos_tags.shape[0])]
                     elif 3 * c <= n_codes - 1:
                         tag = neg_tags[int(r * neg_tags.shape[0])]
+                elif r < p_genre + p_mood + p_people:
+                    npl = 0
+                    for q in range(max_p):
+                        if item_people[m, q] >= 0:
+                            npl += 1
+                    if npl > 0:
+                        st, r = _uniform(st)
+                        tag = item_people[m, min(int(r * npl), npl - 1)]
                 if tag < 0:
                     st, r = _uniform(st)
-                    tag = _bisect_right(generic_cdf, n_vocab, r * generic_cdf[n_vocab - 1])
+                    tag = _bisect_right(generic_cdf, 0, n_vocab, r * generic_cdf[n_vocab - 1])
                 dup = False
                 for q in range(start, w):
                     if o_tag[q] == tag:

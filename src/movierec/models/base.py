@@ -162,10 +162,12 @@ class Recommender:
         u = self._users(users)
         known = self.user_count_[u] > 0
         self._policy(unknown, int((~known).sum()), "user(s)")
-        out = np.empty((u.size, self.n_items_), dtype=np.float32)
-        if known.any():
-            out[known] = self._score(u[known])
-        if (~known).any():
+        if known.all():
+            out = np.asarray(self._score(u), dtype=np.float32)
+        else:
+            out = np.empty((u.size, self.n_items_), dtype=np.float32)
+            if known.any():
+                out[known] = self._score(u[known])
             out[~known] = self._fallback_scores(int((~known).sum()))
         if items is not None:
             out = out[:, self._items(items)]

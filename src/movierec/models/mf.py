@@ -25,6 +25,10 @@ from movierec.models.base import Recommender
 
 _F = np.float32
 
+#: ``parallel=True`` starts threads only from this many training ratings: below it an
+#: epoch lasts a few milliseconds and waking threads every epoch costs more than it saves.
+PARALLEL_MIN_RATINGS = 1_000_000
+
 
 def _threads() -> int:
     return int(numba.get_num_threads())
@@ -86,6 +90,7 @@ class _SGDBase(Recommender):
         return lrs, regs
 
     def _init_factors(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        # Surprise's draw: normal(init_mean, init_std_dev) per factor
         return rng.normal(self.init_mean, self.init_std_dev, (n, self.n_factors)).astype(_F)
 
     def _user_vectors(self, users: np.ndarray) -> np.ndarray:
@@ -165,7 +170,9 @@ class SVD(_SGDBase):
         Seed of the initial factors and of every epoch's order (same seed, same model).
     parallel : bool
         False: one thread, deterministic. True: Hogwild SGD (Niu et al., 2011) on every
-        numba thread; lock-free, so results vary slightly from run to run.
+        numba thread, users split in one chunk per thread; lock-free, so results vary
+        slightly from run to run. Threads start only from ``PARALLEL_MIN_RATINGS``
+        (1M) training ratings; smaller sets run the serial kernel.
     shuffle : {"users", "ratings"}
         The order of an epoch. ``"users"`` (default): users in a random order, each
         user's ratings in a random order, one user after the other, as Surprise visits
@@ -251,7 +258,8 @@ class SVD(_SGDBase):
             order = np.flatnonzero(np.diff(indptr)).astype(np.int32)
         params = (_F(self.mu_), self.bu_, self.bi_, self.pu_, self.qi_, *lrs, *regs)
         biased = bool(self.biased)
-        if self.parallel and self.shuffle == "users":
+        threads = self.parallel and r.size >= PARALLEL_MIN_RATINGS and _threads() > 1
+        if threads and self.shuffle == "users":
             sse = _run_hogwild(
                 self, svd_epoch_users_hogwild, order, indptr, rng, (i, r, *params, biased)
             )
@@ -262,7 +270,7 @@ class SVD(_SGDBase):
             seed = int(seeds[epoch])
             if self.shuffle == "ratings":
                 shuffle_ratings(u, i, r, seed)
-                if self.parallel:
+                if threads:
                     sse = svd_epoch_hogwild(u, i, r, *params, biased, _threads())
                 else:
                     sse = svd_epoch(u, i, r, *params, biased)
@@ -316,7 +324,8 @@ class SVDpp(_SGDBase):
     random_state : int or None
         Seed of the initial factors and of every epoch's order.
     parallel : bool
-        True runs Hogwild SGD over users on every numba thread (not bit-reproducible).
+        True runs Hogwild SGD over users on every numba thread (not bit-reproducible),
+        from ``PARALLEL_MIN_RATINGS`` training ratings on, as in :class:`SVD`.
 
     Attributes
     ----------
@@ -387,7 +396,7 @@ class SVDpp(_SGDBase):
         r = csr.data.astype(_F, copy=True)
         order = np.flatnonzero(np.diff(indptr)).astype(np.int32)
         params = (_F(self.mu_), self.bu_, self.bi_, self.pu_, self.qi_, self.yj_, *lrs, *regs)
-        if self.parallel:
+        if self.parallel and r.size >= PARALLEL_MIN_RATINGS and _threads() > 1:
             sse = _run_hogwild(self, svdpp_epoch_hogwild, order, indptr, rng, (items, r, *params))
             self.loss_ = np.sqrt(np.asarray(sse) / r.size)
             return

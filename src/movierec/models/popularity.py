@@ -9,7 +9,8 @@ from movierec.models.base import Recommender
 
 
 class Popularity(Recommender):
-    """Score of item i = number of positive training interactions (rating >= threshold).
+    """Score of item i = number of positive training interactions (rating >= threshold,
+    default 4; 0 counts every rating).
 
     With ``half_life_days`` set, each interaction is weighted by
     0.5 ** (age_in_days / half_life_days), the age measured from the latest training
@@ -19,7 +20,7 @@ class Popularity(Recommender):
 
     name = "popularity"
 
-    def __init__(self, threshold: float = 0.0, half_life_days: float | None = None) -> None:
+    def __init__(self, threshold: float = 4.0, half_life_days: float | None = None) -> None:
         self.threshold = threshold
         self.half_life_days = half_life_days
 
