@@ -20,8 +20,8 @@ from movierec.errors import DataError, UnknownIdError
 from movierec.kernels.sparse import (
     coo_to_csr_order,
     dense_ids_by_table,
-    duplicate_mask,
-    sort_segments,
+    latest_of_pairs,
+    strictly_sorted_pairs,
 )
 
 # Above this many distinct values per id, a presence table is no cheaper than sorting.
@@ -157,16 +157,21 @@ class Dataset:
             )
         user_map, u = IdMap.encode(user_ids)
         item_map, i = IdMap.encode(movie_ids)
-        indptr, order = coo_to_csr_order(u, len(user_map))
-        drop = duplicate_mask(indptr, i, order, timestamps, len(item_map))
-        n_dup = int(drop.sum())
         notes = dict(kw.pop("notes", {}))
-        notes["duplicates_dropped"] = n_dup
-        order = sort_segments(indptr, order, i)
-        if n_dup:
-            # the latest row of every pair stays, so no user or movie vanishes
-            order = order[~drop[order]]
-        u, i, ratings, timestamps = u[order], i[order], ratings[order], timestamps[order]
+        notes["duplicates_dropped"] = 0
+        # MovieLens files come sorted by (userId, movieId): then there is nothing to do
+        if not strictly_sorted_pairs(u, i):
+            # two stable counting sorts: by movie, then by user -> (user, movie) order, file
+            # order kept within a pair, so duplicates are adjacent
+            _, by_item = coo_to_csr_order(i, len(item_map))
+            _, by_user = coo_to_csr_order(u[by_item], len(user_map))
+            order = by_item[by_user]
+            keep = latest_of_pairs(order, u, i, timestamps)
+            notes["duplicates_dropped"] = int(keep.size - keep.sum())
+            if notes["duplicates_dropped"]:
+                # the latest row of every pair stays, so no user or movie vanishes
+                order = order[keep]
+            u, i, ratings, timestamps = u[order], i[order], ratings[order], timestamps[order]
         return cls(u, i, ratings, timestamps, user_map, item_map, movies, notes=notes, **kw)
 
     # -- shape ---------------------------------------------------------------------------
@@ -194,18 +199,19 @@ class Dataset:
         return float(self.ratings.min()), float(self.ratings.max())
 
     # -- matrices ------------------------------------------------------------------------
-    @cached_property
-    def _csr_parts(self) -> tuple[np.ndarray, np.ndarray]:
-        return coo_to_csr_order(self.users, self.n_users)
-
     def csr(self) -> sp.csr_matrix:
         """Users x items matrix of ratings (float32), indices sorted within rows. Cached."""
         if "_csr" not in self.__dict__:
-            indptr, order = self._csr_parts
-            m = sp.csr_matrix(
-                (self.ratings[order], self.items[order], indptr), shape=(self.n_users, self.n_items)
-            )
-            m.sort_indices()
+            shape = (self.n_users, self.n_items)
+            if strictly_sorted_pairs(self.users, self.items):
+                # rows already in (user, movie) order: the columns are the CSR arrays
+                indptr = np.zeros(self.n_users + 1, dtype=np.int64)
+                np.cumsum(self.user_counts(), out=indptr[1:])
+                m = sp.csr_matrix((self.ratings, self.items, indptr), shape=shape)
+            else:
+                indptr, order = coo_to_csr_order(self.users, self.n_users)
+                m = sp.csr_matrix((self.ratings[order], self.items[order], indptr), shape=shape)
+                m.sort_indices()
             self.__dict__["_csr"] = m
         return self.__dict__["_csr"]
 
@@ -344,7 +350,14 @@ def load_columnar(folder: Path) -> tuple[Dataset, dict[str, Any]] | None:
             synthetic=meta["synthetic"],
             notes=meta["notes"],
         )
-    except (OSError, EOFError, ValueError, KeyError, pl.exceptions.PolarsError, json.JSONDecodeError):
+    except (
+        OSError,
+        EOFError,
+        ValueError,
+        KeyError,
+        pl.exceptions.PolarsError,
+        json.JSONDecodeError,
+    ):
         return None
     if len({a.size for a in arr.values()}) != 1:
         return None

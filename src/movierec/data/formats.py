@@ -58,8 +58,12 @@ class Source:
         except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
             raise DataError(f"{self.path}: cannot read {name} ({e}); the file is corrupt") from e
 
-    def file_path(self, name: str) -> Path | None:
-        return None if self.zip is not None else self.path / self.files[name]
+    def table(self, name: str) -> bytes | Path:
+        """What polars should parse: the file's path in a folder (read in parallel, no
+        copy), or its bytes inside a zip."""
+        if self.zip is not None:
+            return self.read(name)
+        return self.path / self.files[name]
 
     def signature(self) -> list[tuple[str, int, int]]:
         """(name, size, mtime_ns) of the source, to tell when a cache is stale."""
@@ -115,7 +119,15 @@ def _movies_frame(ids: list[int], titles: list[str], genres: list[list[str]]) ->
     )
 
 
-def _csv(data: bytes, name: str, columns: dict[str, pl.DataType], **kw) -> pl.DataFrame:
+def _head(data: bytes | Path, n: int = 65536) -> bytes:
+    """The first ``n`` bytes of a table given as bytes or a path."""
+    if isinstance(data, bytes):
+        return data[:n]
+    with open(data, "rb") as f:
+        return f.read(n)
+
+
+def _csv(data: bytes | Path, name: str, columns: dict[str, pl.DataType], **kw) -> pl.DataFrame:
     """Read a delimited file with the given typed columns; errors name the file and column."""
     try:
         df = pl.read_csv(data, **kw)
@@ -142,15 +154,16 @@ def _csv(data: bytes, name: str, columns: dict[str, pl.DataType], **kw) -> pl.Da
 _RATING_TYPES = {"user": pl.Int64, "item": pl.Int64, "rating": pl.Float32, "timestamp": pl.Int64}
 
 
-def _ratings_delimited(data: bytes, name: str, sep: str, header: bool) -> pl.DataFrame:
+def _ratings_delimited(data: bytes | Path, name: str, sep: str, header: bool) -> pl.DataFrame:
     """Ratings as (user, item, rating, timestamp): a typed fast read, and on failure a
     string read that finds the offending column for the error message."""
-    if not data.strip():
+    head = _head(data)
+    if not head.strip():
         raise DataError(f"{name}: the ratings file is empty; give a file with ratings")
     kw: dict = {"separator": sep, "has_header": header, "quote_char": None}
     rename = dict(zip(_RATING_TYPES, _RATING_TYPES, strict=True))
     if header:
-        first = data.split(b"\n", 1)[0].decode("utf-8", "replace").strip().split(sep)
+        first = head.split(b"\n", 1)[0].decode("utf-8", "replace").strip().split(sep)
         alias = {"userid": "user", "movieid": "item", "rating": "rating", "timestamp": "timestamp"}
         rename = {c: alias[c.lower()] for c in first if c.lower() in alias}
         missing = sorted(set(alias.values()) - set(rename.values()))
@@ -203,11 +216,11 @@ def _typed(df: pl.DataFrame, name: str) -> pl.DataFrame:
 
 
 def _read_ratings_csv(src: Source, name: str) -> pl.DataFrame:
-    return _ratings_delimited(src.read(name), name, ",", header=True)
+    return _ratings_delimited(src.table(name), name, ",", header=True)
 
 
 def _read_ml100k(src: Source) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
-    ratings = _ratings_delimited(src.read("u.data"), "u.data", "\t", header=False)
+    ratings = _ratings_delimited(src.table("u.data"), "u.data", "\t", header=False)
     genres_names = _ML100K_GENRES
     if src.has("u.genre"):
         lines = src.read("u.genre").decode("latin-1").splitlines()
@@ -286,7 +299,7 @@ def _read_csv_layout(src: Source) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
     movies = _movies_frame([], [], [])
     if src.has("movies.csv"):
         m = _csv(
-            src.read("movies.csv"),
+            src.table("movies.csv"),
             "movies.csv",
             {"movieId": pl.Int64, "title": pl.String, "genres": pl.String},
             infer_schema=False,
@@ -299,14 +312,14 @@ def _read_csv_layout(src: Source) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
     extra: dict = {}
     if src.has("tags.csv"):
         t = _csv(
-            src.read("tags.csv"),
+            src.table("tags.csv"),
             "tags.csv",
             {"userId": pl.Int64, "movieId": pl.Int64, "tag": pl.String, "timestamp": pl.Int64},
             infer_schema=False,
         )
         extra["tags"] = t.rename({"userId": "user", "movieId": "item"})
     if src.has("links.csv"):
-        raw = pl.read_csv(src.read("links.csv"), infer_schema=False)
+        raw = pl.read_csv(src.table("links.csv"), infer_schema=False)
         if "movieId" not in raw.columns:
             raise DataError("links.csv: missing column 'movieId'")
         extra["links"] = pl.DataFrame(

@@ -48,42 +48,30 @@ def coo_to_csr_order(rows: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndar
 
 
 @nb.njit(cache=True)
-def duplicate_mask(
-    indptr: np.ndarray, cols: np.ndarray, order: np.ndarray, ts: np.ndarray, n_cols: int
+def latest_of_pairs(
+    order: np.ndarray, rows: np.ndarray, cols: np.ndarray, ts: np.ndarray
 ) -> np.ndarray:
-    """Mark, for each repeated (row, col), every entry but the latest (ties: last in file order).
-
-    ``cols`` and ``ts`` are in source order; ``order`` maps CSR position to source entry.
-    Returns a boolean mask over source entries, True for the entries to drop.
-    """
-    drop = np.zeros(cols.shape[0], dtype=np.bool_)
-    last = np.full(n_cols, -1, dtype=np.int64)
-    for r in range(indptr.shape[0] - 1):
-        for p in range(indptr[r], indptr[r + 1]):
-            k = order[p]
-            c = cols[k]
-            prev = last[c]
-            if prev >= indptr[r]:
-                kp = order[prev]
-                # entries come in file order, so on equal timestamps the later one wins
-                if ts[k] >= ts[kp]:
-                    drop[kp] = True
-                    last[c] = p
-                else:
-                    drop[k] = True
+    """Keep-mask over ``order`` (entries sorted by (row, col), stable in file order): of each
+    run of equal (row, col), keep only the latest timestamp, the later entry on a tie."""
+    n = order.shape[0]
+    keep = np.ones(n, dtype=np.bool_)
+    best = 0
+    for p in range(1, n + 1):
+        if p < n and rows[order[p]] == rows[order[best]] and cols[order[p]] == cols[order[best]]:
+            if ts[order[p]] >= ts[order[best]]:
+                keep[best] = False
+                best = p
             else:
-                last[c] = p
-    return drop
+                keep[p] = False
+        else:
+            best = p
+    return keep
 
 
-@nb.njit(parallel=True, cache=True)
-def sort_segments(indptr: np.ndarray, order: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """Reorder ``order`` so that within each row segment entries are sorted by ``cols``."""
-    out = order.copy()
-    for r in nb.prange(indptr.shape[0] - 1):
-        a, b = indptr[r], indptr[r + 1]
-        if b - a > 1:
-            seg = order[a:b]
-            keys = cols[seg]
-            out[a:b] = seg[np.argsort(keys, kind="mergesort")]
-    return out
+@nb.njit(cache=True)
+def strictly_sorted_pairs(rows: np.ndarray, cols: np.ndarray) -> bool:
+    """True when (rows[k], cols[k]) strictly increase: sorted, and no pair repeats."""
+    for k in range(rows.shape[0] - 1):
+        if rows[k + 1] < rows[k] or (rows[k + 1] == rows[k] and cols[k + 1] <= cols[k]):
+            return False
+    return True
