@@ -115,7 +115,7 @@ def bench_100k(runs: int, which: list[str]) -> None:
     import numba
 
     from movierec.data import load
-    from movierec.models.mf import SVD, SVDpp
+    from movierec.models.mf import PARALLEL_MIN_RATINGS, SVD, SVDpp
     from movierec.split import kfold
 
     ds = load("ml-100k")
@@ -127,6 +127,8 @@ def bench_100k(runs: int, which: list[str]) -> None:
         folds, peer_version, surprise = None, None, None
         emit(bench="rating_ml100k", skipped=f"surprise not importable: {e}")
     algos = {"svd": (SVD, "SVD"), "svdpp": (SVDpp, "SVDpp")}
+    # parallel=True starts threads only on large training sets; say what really ran
+    threads = numba.get_num_threads() if splits[0].train.n_ratings >= PARALLEL_MIN_RATINGS else 1
     for key in which:
         ours_cls, peer_name = algos[key]
         shared = {"random_state": 0}
@@ -159,7 +161,7 @@ def bench_100k(runs: int, which: list[str]) -> None:
                 peer_cpu_s=_round(p_cpu),
                 speedup_cpu=_round(p_cpu / o_cpu, 2) if peer else None,
                 mode=mode,
-                threads=numba.get_num_threads() if mode == "parallel" else 1,
+                threads=threads if mode == "parallel" else 1,
                 folds=5,
                 runs=runs,
                 what="fit time summed over 5 folds, median of runs",
@@ -203,7 +205,7 @@ def _child_25m(kind: str, path: str, parallel: bool) -> None:
                 "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
                 "rss_after_load_gb": rss_loaded,
                 "ratings": ds.n_ratings,
-                "threads": numba.get_num_threads() if parallel else 1,
+                "threads": numba.get_num_threads() if parallel or kind == "als" else 1,
                 "train_rmse": None if loss is None or not len(loss) else float(loss[-1]),
             }
         ),

@@ -13,10 +13,11 @@ What is planted, in the order it is generated:
 * users with a first visit drawn from a MovieLens-like activity-by-year curve, one or
   more rating sessions, and a lognormal number of ratings (>= 20) that sums exactly to
   the requested count;
-* which movies each user rates: Zipf-Mandelbrot popularity (offset calibrated so that
+* which movies each user rates: Zipf-Mandelbrot popularity over a rank that favours
+  early arrivals (exponent tuned to the real item-popularity Gini, offset calibrated so
   the most-rated movie reaches the share of users it has in the real release) times a
-  taste term ``exp(beta * min(dot(p_u, q_i), cap))``, restricted to movies already in
-  the catalogue, without duplicates, with every movie rated at least once;
+  taste term ``exp(beta * (min(dot(p_u, q_i), cap) - cap))``, restricted to movies
+  already in the catalogue, without duplicates, with every movie rated at least once;
 * the ratings themselves: ``mu + b_u + b_i + taste_sd * dot(p_u, q_i) + noise`` of rank
   10, mapped to stars by quantile matching to the release's rating histogram;
 * tags applied by a minority of users to movies they rated, drawn from a vocabulary tied
@@ -31,7 +32,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -95,26 +96,29 @@ class _Profile:
     catalog_at_start: float | None = None  # overrides the growth curve (short windows)
 
 
-# pop_exponent is tuned so the item-popularity Gini of a full-size run matches the real
-# release where it is published (ml-10m 0.805, ml-20m 0.903, ml-25m 0.942, ml-32m 0.952)
-# and the median ratings per movie elsewhere (ml-100k 27, ml-1m 124).
+# pop_exponent is tuned so a full-size run matches the real release's item-popularity Gini
+# where it is published (ml-10m 0.805, ml-20m 0.903, ml-25m 0.942, ml-32m 0.952), else its
+# median ratings per movie (ml-100k 27, ml-1m 124) or share of single-rating movies
+# (ml-latest-small, about 35%).
 _PROFILES: dict[str, _Profile] = {
-    "ml-100k": _Profile(874724710, 893286638, 1.14, 583 / 943, 1682, 1817, 1000, 0.002, 2.0, 0.95),
+    "ml-100k": _Profile(874724710, 893286638, 1.14, 583 / 943, 1682, 1817, 1000, 0.002, 1.5, 0.95),
     "ml-1m": _Profile(
-        956703932, 1046454590, 1.14, 3428 / 6040, 3883, 3952, 10000, 0.001, 1.3, 0.95
+        956703932, 1046454590, 1.14, 3428 / 6040, 3883, 3952, 10000, 0.001, 1.25, 0.95
     ),
-    "ml-10m": _Profile(789652009, 1231131736, 1.52, 34864 / 69878, 10681, 65133, 95580, 0.001, 2.3),
+    "ml-10m": _Profile(
+        789652009, 1231131736, 1.52, 34864 / 69878, 10681, 65133, 95580, 0.001, 1.65
+    ),
     "ml-20m": _Profile(
-        789652009, 1427784002, 1.6, 67310 / 138493, 27278, 131262, 465564, 0.009, 3.0
+        789652009, 1427784002, 1.6, 67310 / 138493, 27278, 131262, 465564, 0.009, 1.9
     ),
     "ml-25m": _Profile(
-        789652009, 1574327703, 1.59, 81491 / 162541, 62423, 209171, 1093360, 0.081, 4.0
+        789652009, 1574327703, 1.59, 81491 / 162541, 62423, 209171, 1093360, 0.081, 2.1
     ),
     "ml-32m": _Profile(
-        789652009, 1697163919, 1.59, 102929 / 200948, 87585, 292757, 2000072, 0.081, 5.0
+        789652009, 1697163919, 1.59, 102929 / 200948, 87585, 292757, 2000072, 0.081, 2.0
     ),
     "ml-latest-small": _Profile(
-        828124615, 1537799250, 1.45, 329 / 610, 9742, 193609, 3683, 0.004, 1.5
+        828124615, 1537799250, 1.45, 329 / 610, 9742, 193609, 3683, 0.004, 1.2
     ),
 }
 
@@ -187,6 +191,12 @@ _SINGLE_SESSION = 0.45
 _SEC_PER_RATING = 25.0
 _TAGGER_SHARE = 0.08
 _MIN_PER_USER = 20
+_INITIAL = 1500
+# The flat head of the popularity curve spans at most this share of the catalogue. Full-size
+# calibrations land well below it (0.3-2%); at small scales the catalogue shrinks while each
+# user keeps a realistic number of ratings, and flattening the head further to hold the top
+# movie's real share of users would erase the long tail, so the top movie gets a bigger share.
+_MAX_OFFSET = 0.03
 _N_CHUNKS = 256
 _YEAR_S = 365.25 * 86400.0
 
@@ -310,7 +320,8 @@ def generate(
         Multiplies users, movies and ratings. Every user keeps at least 20 ratings, and
         ratings never exceed users x movies, which can move the counts at tiny scales.
     seed : int, default 0
-        The only source of randomness: the same seed writes the same bytes.
+        The only source of randomness (>= 0): the same seed writes the same bytes,
+        whatever the number of threads.
     progress : bool, default False
         Show a progress display (rich) while generating.
     order : {"timestamp", "movieId"}, default "timestamp"
@@ -327,13 +338,20 @@ def generate(
     Raises
     ------
     DataError
-        Unknown ``like``, ``scale`` <= 0, bad ``order`` or an unwritable ``out``.
+        Unknown ``like``, ``scale`` <= 0, negative ``seed``, bad ``order`` or an
+        unwritable ``out``.
     """
     t_start = time.perf_counter()
     if like not in SHAPES:
         raise DataError(f"unknown shape {like!r}: choose one of {', '.join(SHAPES)}")
-    if not isinstance(scale, int | float) or not math.isfinite(scale) or scale <= 0:
+    try:
+        scale_f = float(scale)
+    except (TypeError, ValueError):
+        scale_f = math.nan
+    if not math.isfinite(scale_f) or scale_f <= 0:
         raise DataError(f"scale must be a number > 0 (got {scale!r}), e.g. 0.1 or 1.0")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise DataError(f"seed must be a non-negative integer (got {seed!r})")
     if order not in ("timestamp", "movieId"):
         raise DataError(f"order must be 'timestamp' or 'movieId' (got {order!r})")
     out = Path(out)
@@ -342,7 +360,7 @@ def generate(
 
     with _Steps(progress) as steps:
         steps.step("planning catalogue and users")
-        plan = _plan(like, float(scale), int(seed))
+        plan = _plan(like, scale_f, int(seed))
         steps.step("calibrating popularity")
         _calibrate_popularity(plan)
         steps.step("sampling ratings")
@@ -352,10 +370,10 @@ def generate(
         steps.step("writing CSV files")
         _write_all(plan, ratings, tags, out)
 
-    counts = _k.count_items(ratings["items"], plan.n_listed)
+    counts = _k.count_items(ratings["items"], plan.n_rated)
     return {
         "like": like,
-        "scale": float(scale),
+        "scale": scale_f,
         "seed": int(seed),
         "out": str(out),
         "users": plan.n_users,
@@ -388,10 +406,10 @@ class _Plan:
     n_tags: int
     stars: np.ndarray  # star values with non-zero probability
     probs: np.ndarray  # their target shares
-    item_time: np.ndarray  # float64[n_listed], added to catalogue
-    rated_items: np.ndarray  # int32[n_rated], listed index in added order
+    item_time: np.ndarray  # float64[n_listed], arrival in the catalogue
+    rated_items: np.ndarray  # int32[n_rated], listed index of each rated movie, by arrival
     movie_ids: np.ndarray  # int64[n_listed]
-    years: np.ndarray  # int64[n_listed], release year (-1: none in title)
+    years: np.ndarray  # int64[n_listed], release year
     user_f: np.ndarray
     item_f: np.ndarray
     user_b: np.ndarray
@@ -403,13 +421,16 @@ class _Plan:
     elig: np.ndarray
     ptr: np.ndarray
     seed_ptr: np.ndarray
-    seed_items: np.ndarray
+    seed_items: np.ndarray  # rated positions (index into rated_items)
     top_share: float
     activity_sigma: float
     no_genres: float
     pop_exponent: float = 1.0
     pop_offset: float = 1.0
-    top_estimate: float = 0.0
+    rated_f: np.ndarray = field(init=False)  # item factors of rated movies, by arrival
+
+    def __post_init__(self) -> None:
+        self.rated_f = np.ascontiguousarray(self.item_f[self.rated_items])
 
     def logw(self) -> np.ndarray:
         return -self.pop_exponent * np.log(self.pop_rank + self.pop_offset)
@@ -490,12 +511,12 @@ def _plan(like: str, scale: float, seed: int) -> _Plan:
     n_unrated = n_listed - n_rated
     if n_unrated > 0:
         w = ((np.arange(n_listed) + 1.0) / n_listed) ** 3
-        w[: min(n_listed, 100)] = 0.0  # the first movies are always rated
+        w[: min(n_rated, _INITIAL)] = 0.0  # the first movies are always rated
         unr = rng.choice(n_listed, size=n_unrated, replace=False, p=w / w.sum())
         rated_mask[unr] = False
     rated_items = np.flatnonzero(rated_mask).astype(np.int32)
-    # the first movies (at least 100, or all) are there from the start
-    first = rated_items[: min(n_rated, 100)]
+    # at least the first _INITIAL movies are there from the start (matters at small scales)
+    first = rated_items[: min(n_rated, _INITIAL)]
     item_time[first] = np.minimum(item_time[first], float(t0))
 
     movie_ids = _movie_ids(rng, n_listed, max(prof.max_movie_id * scale, n_listed * 1.08 + 2))
@@ -538,7 +559,7 @@ def _plan(like: str, scale: float, seed: int) -> _Plan:
     item_time[rated_items] = np.minimum(r_time, t_cap)
     rated_time = item_time[rated_items]
     elig = np.searchsorted(rated_time, last_start, side="right").astype(np.int64)
-    elig = np.maximum(elig, min(n_rated, 100))
+    elig = np.maximum(elig, min(n_rated, _INITIAL))
     if int(elig.sum()) < n_ratings:  # tiny, dense shapes: everything available at once
         item_time[rated_items] = float(t0)
         elig[:] = n_rated
@@ -571,7 +592,7 @@ def _plan(like: str, scale: float, seed: int) -> _Plan:
     user_b = rho * z_act + math.sqrt(1 - rho * rho) * rng.standard_normal(n_users)
     user_b = (_USER_BIAS_SD * user_b).astype(np.float32)
 
-    seed_ptr, seed_items = _coverage(rng, rated_items, rated_time, last_start, n_per_user)
+    seed_ptr, seed_items = _coverage(rng, rated_time, last_start, n_per_user)
 
     tag_total = round(prof.tags / SHAPES[like][2] * n_ratings)
     return _Plan(
@@ -640,7 +661,6 @@ def _allocate(total: int, weights: np.ndarray, caps: np.ndarray) -> np.ndarray:
 
 def _coverage(
     rng: np.random.Generator,
-    rated_items: np.ndarray,
     rated_time: np.ndarray,
     last_start: np.ndarray,
     n_per_user: np.ndarray,
@@ -659,7 +679,7 @@ def _coverage(
         pos = np.minimum(np.searchsorted(cw, r, side="right"), n_users - 1)
         return by_end[np.maximum(pos, first[idx])]
 
-    owner = draw(np.arange(len(rated_items)))
+    owner = draw(np.arange(len(rated_time)))
     cap = np.maximum(n_per_user // 2, 1)
     for _ in range(50):
         cnt = np.bincount(owner, minlength=n_users)
@@ -683,8 +703,7 @@ def _coverage(
             cnt[owner[i]] -= 1
             cnt[best] += 1
             owner[i] = best
-    order = np.lexsort((rated_items, owner))
-    seed_items = rated_items[order].astype(np.int32)
+    seed_items = np.lexsort((np.arange(len(owner)), owner)).astype(np.int32)
     seed_ptr = np.zeros(n_users + 1, dtype=np.int64)
     np.cumsum(np.bincount(owner, minlength=n_users), out=seed_ptr[1:])
     return seed_ptr, seed_items
@@ -738,14 +757,12 @@ def _draw_items(
     key: np.uint64,
 ) -> np.ndarray:
     w, cum, tree = _popularity(plan)
-    rated_pos = np.full(plan.n_listed, -1, dtype=np.int32)
-    rated_pos[plan.rated_items] = np.arange(plan.n_rated, dtype=np.int32)
     # alias tables for geometrically spaced catalogue prefixes (users' availability)
     elig = plan.elig[users]
     lo = int(elig.min())
     bounds = np.unique(np.round(np.geomspace(lo, plan.n_rated, 64)).astype(np.int64))
     bounds[0] = lo
-    alias_ptr, alias_prob, alias_idx = _k.alias_build(w, bounds)
+    alias_ptr, alias_table = _k.alias_build(w, bounds)
     return _k.sample_items(
         ptr,
         elig,
@@ -755,14 +772,11 @@ def _draw_items(
         cum,
         bounds,
         alias_ptr,
-        alias_prob,
-        alias_idx,
+        alias_table,
         tree,
-        plan.rated_items,
-        rated_pos,
         plan.user_f,
         users.astype(np.int64),
-        plan.item_f,
+        plan.rated_f,
         _SEL_BETA,
         _SEL_CAP,
         key,
@@ -782,28 +796,45 @@ def _pilot_top(plan: _Plan, users: np.ndarray, offset: float) -> float:
         [np.arange(a, b) for a, b in zip(lo, hi, strict=True)] + [np.zeros(0, int)]
     )
     items = _draw_items(plan, users, ptr, seed_ptr, plan.seed_items[take], plan.kseed[3])
-    counts = _k.count_items(items, plan.n_listed)
+    counts = _k.count_items(items, plan.n_rated)
     return float(counts.max()) / len(users)
 
 
 def _calibrate_popularity(plan: _Plan) -> None:
-    """Pick the Zipf-Mandelbrot offset so the top movie reaches its real share of users."""
-    n_pilot = min(plan.n_users, 6000)
+    """Pick the Zipf-Mandelbrot offset so the top movie reaches its real share of users.
+
+    A pilot of up to 4000 users is sampled for each candidate offset; the root of
+    ``share(log offset) - target`` is found by regula falsi (Illinois variant).
+    """
+    n_pilot = min(plan.n_users, 4000)
     users = np.sort(plan.rng.choice(plan.n_users, size=n_pilot, replace=False))
-    lo, hi = math.log(0.3), math.log(max(plan.n_rated, 2.0))
     target = plan.top_share
-    share = 0.0
-    for _ in range(14):
-        mid = 0.5 * (lo + hi)
-        share = _pilot_top(plan, users, math.exp(mid))
-        if abs(share - target) < 0.005:
-            break
-        if share > target:
-            lo = mid
-        else:
-            hi = mid
-    plan.pop_offset = math.exp(mid)
-    plan.top_estimate = share
+
+    def f(x: float) -> float:
+        return _pilot_top(plan, users, math.exp(x)) - target
+
+    a, b = math.log(0.3), math.log(_MAX_OFFSET * plan.n_rated)
+    fa, fb = f(a), f(b)
+    best = (abs(fa), a) if abs(fa) < abs(fb) else (abs(fb), b)
+    if fa * fb < 0:
+        side = 0
+        for _ in range(12):
+            x = (a * fb - b * fa) / (fb - fa)
+            fx = f(x)
+            best = min(best, (abs(fx), x))
+            if abs(fx) < 0.01 * target:
+                break
+            if fx * fb > 0:
+                b, fb = x, fx
+                if side == -1:
+                    fa /= 2
+                side = -1
+            else:
+                a, fa = x, fx
+                if side == 1:
+                    fb /= 2
+                side = 1
+    plan.pop_offset = math.exp(best[1])
 
 
 def _sample_ratings(plan: _Plan, by_time: bool) -> dict[str, np.ndarray]:
@@ -817,12 +848,13 @@ def _sample_ratings(plan: _Plan, by_time: bool) -> dict[str, np.ndarray]:
         plan.n_sess,
         _SEC_PER_RATING,
         0.35,
-        plan.item_time,
+        plan.item_time[plan.rated_items],
+        plan.t0,
         plan.t1,
         plan.user_f,
-        plan.item_f,
+        plan.rated_f,
         plan.user_b,
-        plan.item_b,
+        plan.item_b[plan.rated_items],
         _MU,
         _TASTE_SD,
         _NOISE_SD,
@@ -889,7 +921,8 @@ def _titles(plan: _Plan) -> list[str]:
     return titles
 
 
-_TITLE_KINDS = np.array([22, 12, 11, 8, 6, 5, 4, 4, 3, 3, 3, 3, 3, 2, 2, 9], dtype=np.float64)
+# pattern weights; about one title in six has a comma (", The", "A", alternate titles)
+_TITLE_KINDS = np.array([24, 14, 6, 4, 6, 5, 4, 2, 1, 3, 3, 3, 1, 2, 2, 9], dtype=np.float64)
 
 
 def _title(kind: int, a: list[str], s: list[str], who: str, where: str, p: np.ndarray) -> str:
@@ -971,7 +1004,6 @@ def _tag_vocab(
 def _sample_tags(plan: _Plan, ratings: dict[str, np.ndarray]) -> dict[str, Any]:
     rng = plan.rng
     genre_names, table = _genres(plan)
-    plan_genres = genre_names
     # people credited on movies (fictional names), a few per movie, Zipf-skewed
     n_people = max(20, plan.n_listed // 4)
     vocab, gptr, gtags, pos, neg, gcdf, first_person = _tag_vocab(n_people)
@@ -996,12 +1028,12 @@ def _sample_tags(plan: _Plan, ratings: dict[str, np.ndarray]) -> dict[str, Any]:
         ratings["ts"],
         ratings["codes"],
         len(plan.stars),
-        table,
+        table[plan.rated_items],
         gptr,
         gtags,
         pos,
         neg,
-        people,
+        people[plan.rated_items],
         gcdf,
         0.4,
         0.15,
@@ -1010,7 +1042,7 @@ def _sample_tags(plan: _Plan, ratings: dict[str, np.ndarray]) -> dict[str, Any]:
         plan.kseed[2],
     )
     ok = u >= 0
-    u, m, t, ts = u[ok], m[ok], t[ok], ts[ok]
+    u, m, t, ts = u[ok], plan.rated_items[m[ok]], t[ok], ts[ok]
     order = np.lexsort((t, ts, m, u))
     return {
         "user": u[order],
@@ -1018,7 +1050,7 @@ def _sample_tags(plan: _Plan, ratings: dict[str, np.ndarray]) -> dict[str, Any]:
         "tag": t[order],
         "ts": ts[order],
         "vocab": vocab,
-        "genres": plan_genres,
+        "genres": genre_names,
     }
 
 
@@ -1079,7 +1111,7 @@ def _write_all(
         frame = pl.DataFrame(
             {
                 "userId": np.repeat(np.arange(1, plan.n_users + 1, dtype=np.int32), n_per_user),
-                "movieId": ids[ratings["items"]].astype(np.int32),
+                "movieId": ids[plan.rated_items][ratings["items"]].astype(np.int32),
                 "rating": stars[ratings["codes"]],
                 "timestamp": ratings["ts"],
             }

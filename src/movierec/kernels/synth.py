@@ -1,11 +1,11 @@
 """Numba kernels for the MovieLens-shaped synthetic data generator.
 
 Plain arrays in and out, no classes, no I/O. Every user draws from its own
-counter-based random stream (splitmix64 keyed by seed and user index), so the
-output does not depend on the number of threads or on how users are chunked.
+counter-based random stream (splitmix64 keyed by a seed and the user's index), so
+the output does not depend on the number of threads or on how users are chunked.
 
-Item indices here are positions in the listed catalogue, which is ordered by the
-time a movie was added (and therefore by movieId).
+Items here are the rated movies in the order they arrived in the catalogue
+(index 0 is the oldest); callers map them back to movieIds.
 """
 
 from __future__ import annotations
@@ -20,7 +20,10 @@ _S30 = np.uint64(30)
 _S27 = np.uint64(27)
 _S31 = np.uint64(31)
 _S11 = np.uint64(11)
+_S32 = np.uint64(32)
+_LOW32 = np.uint64(0xFFFFFFFF)
 _INV53 = 1.0 / 9007199254740992.0
+_TWO32 = 4294967296.0
 
 
 @njit(cache=True)
@@ -32,7 +35,7 @@ def _mix(z):
 
 @njit(cache=True)
 def _stream(seed, index):
-    """Initial state of the random stream of one user (or item)."""
+    """Initial state of the random stream of one user."""
     return _mix(seed ^ _mix(np.uint64(index) * _GOLDEN + _GOLDEN))
 
 
@@ -85,27 +88,25 @@ def alias_build(weights, bounds):
     Returns
     -------
     ptr : int64[n_bounds + 1]
-        Table ``b`` occupies ``[ptr[b], ptr[b + 1])`` of the next two arrays.
-    prob : float64[ptr[-1]]
-        Probability of keeping the drawn slot.
-    alias : int32[ptr[-1]]
-        Index used otherwise.
+        Table ``b`` occupies ``table[ptr[b]:ptr[b + 1]]``.
+    table : uint64[ptr[-1]]
+        Per slot: keep-probability in the high 32 bits, alias index in the low 32.
     """
     nb = bounds.shape[0]
     ptr = np.zeros(nb + 1, np.int64)
     for b in range(nb):
         ptr[b + 1] = ptr[b] + bounds[b]
-    prob = np.empty(ptr[nb], np.float64)
-    alias = np.empty(ptr[nb], np.int32)
+    table = np.empty(ptr[nb], np.uint64)
+    n_max = bounds[nb - 1]
+    scaled = np.empty(n_max, np.float64)
+    small = np.empty(n_max, np.int64)
+    large = np.empty(n_max, np.int64)
     for b in range(nb):
         size = bounds[b]
         off = ptr[b]
         total = 0.0
         for i in range(size):
             total += weights[i]
-        scaled = np.empty(size, np.float64)
-        small = np.empty(size, np.int64)
-        large = np.empty(size, np.int64)
         ns = 0
         nl = 0
         for i in range(size):
@@ -120,20 +121,18 @@ def alias_build(weights, bounds):
             ns -= 1
             lo = small[ns]
             g = large[nl - 1]
-            prob[off + lo] = scaled[lo]
-            alias[off + lo] = g
+            keep = min(np.uint64(scaled[lo] * _TWO32), _LOW32)
+            table[off + lo] = (keep << _S32) | np.uint64(g)
             scaled[g] = (scaled[g] + scaled[lo]) - 1.0
             if scaled[g] < 1.0:
                 nl -= 1
                 small[ns] = g
                 ns += 1
         for q in range(nl):
-            prob[off + large[q]] = 1.0
-            alias[off + large[q]] = large[q]
+            table[off + large[q]] = (_LOW32 << _S32) | np.uint64(large[q])
         for q in range(ns):
-            prob[off + small[q]] = 1.0
-            alias[off + small[q]] = small[q]
-    return ptr, prob, alias
+            table[off + small[q]] = (_LOW32 << _S32) | np.uint64(small[q])
+    return ptr, table
 
 
 @njit(cache=True)
@@ -152,16 +151,21 @@ def fenwick_build(weights):
     tree = np.zeros(n + 1, np.int64)
     for i in range(n):
         tree[i + 1] = weights[i]
-    for i in range(1, n + 1):
-        j = i + (i & -i)
-        if j <= n:
-            tree[j] += tree[i]
+    _fen_heapify(tree, n)
     return tree
 
 
 @njit(cache=True)
-def _fen_add(tree, i, delta):
-    n = tree.shape[0] - 1
+def _fen_heapify(tree, n):
+    """Turn ``tree[1:n + 1]`` (plain weights) into a Fenwick tree in place."""
+    for i in range(1, n + 1):
+        j = i + (i & -i)
+        if j <= n:
+            tree[j] += tree[i]
+
+
+@njit(cache=True)
+def _fen_add(tree, n, i, delta):
     i += 1
     while i <= n:
         tree[i] += delta
@@ -179,9 +183,8 @@ def _fen_prefix(tree, i):
 
 
 @njit(cache=True)
-def _fen_find(tree, r):
-    """0-based index j with prefix(j) <= r < prefix(j + 1)."""
-    n = tree.shape[0] - 1
+def _fen_find(tree, n, r):
+    """0-based index j with prefix(j) <= r < prefix(j + 1), for 0 <= r < prefix(n)."""
     step = 1
     while step * 2 <= n:
         step *= 2
@@ -196,49 +199,14 @@ def _fen_find(tree, r):
 
 
 @njit(cache=True)
-def _heapsort_pairs(keys, vals, n):
-    """Sort keys[:n] ascending in place, applying the same moves to vals[:n]."""
-    for start in range(n // 2 - 1, -1, -1):
-        _sift(keys, vals, start, n)
-    for end in range(n - 1, 0, -1):
-        t = keys[0]
-        keys[0] = keys[end]
-        keys[end] = t
-        v = vals[0]
-        vals[0] = vals[end]
-        vals[end] = v
-        _sift(keys, vals, 0, end)
-
-
-@njit(cache=True)
-def _sift(keys, vals, root, end):
-    while True:
-        child = 2 * root + 1
-        if child >= end:
-            return
-        if child + 1 < end and keys[child + 1] > keys[child]:
-            child += 1
-        if keys[root] >= keys[child]:
-            return
-        t = keys[root]
-        keys[root] = keys[child]
-        keys[child] = t
-        v = vals[root]
-        vals[root] = vals[child]
-        vals[child] = v
-        root = child
-
-
-@njit(cache=True)
-def _accept(st, user_f, row, item_f, m, sel_beta, sel_cap):
-    """Taste filter: accept with probability exp(beta * (min(z, cap) - cap))."""
+def _keep_prob(user_f, row, item_f, m, sel_beta, sel_cap):
+    """Taste filter: exp(beta * (min(z, cap) - cap)) with z = dot(P_u, Q_m)."""
     if sel_beta <= 0.0:
-        return st, True
+        return 1.0
     z = _dot(user_f, row, item_f, m)
     if z >= sel_cap:
-        return st, True
-    st, r = _uniform(st)
-    return st, r < np.exp(sel_beta * (z - sel_cap))
+        return 1.0
+    return np.exp(sel_beta * (z - sel_cap))
 
 
 @njit(parallel=True, cache=True)
@@ -251,11 +219,8 @@ def sample_items(
     cum,
     bounds,
     alias_ptr,
-    alias_prob,
-    alias_idx,
+    alias_table,
     tree,
-    rated_items,
-    rated_pos,
     user_f,
     user_rows,
     item_f,
@@ -264,40 +229,38 @@ def sample_items(
     seed,
     n_chunks,
 ):
-    """Draw each user's set of distinct rated movies.
+    """Draw each user's set of distinct items.
 
-    User ``u`` gets ``ptr[u + 1] - ptr[u]`` distinct items: first its coverage
-    items ``seed_items[seed_ptr[u]:seed_ptr[u + 1]]``, then items drawn without
-    replacement from the popularity weights restricted to the first ``elig[u]``
-    rated items (the catalogue available by the user's last session), each kept
-    with probability ``exp(sel_beta * (min(z, sel_cap) - sel_cap))`` where ``z`` is
-    the taste score ``dot(user_f[user_rows[u]], item_f[item])``. Draws start with
-    rejection of repeats, proposing from the alias table of the largest bound
-    ``<= elig[u]`` (or, with the remaining probability, from the few items between
-    that bound and ``elig[u]`` by binary search in ``cum``); when repeats make that slow
-    (heavy users who exhausted the head of the distribution) the user switches to
-    a private copy of the Fenwick tree with its taken items removed, and restores
-    it afterwards (integer weights, so the restore is exact).
+    User ``u`` gets ``ptr[u + 1] - ptr[u]`` distinct items: first its coverage items
+    ``seed_items[seed_ptr[u]:seed_ptr[u + 1]]``, then items drawn without replacement
+    with probability proportional to ``weights[i] * keep(u, i)`` among the first
+    ``elig[u]`` items (the catalogue available by the user's last session), where
+    ``keep = exp(sel_beta * (min(z, sel_cap) - sel_cap))`` and ``z`` is the taste score
+    ``dot(user_f[user_rows[u]], item_f[i])``.
+
+    Draws propose from the popularity weights (alias table of the largest bound
+    ``<= elig[u]``, or a binary search in ``cum`` for the few items between that bound
+    and ``elig[u]``), reject repeats and apply ``keep`` as an acceptance test. Once
+    repeats get frequent (heavy users who exhausted the head of the distribution)
+    the rest is drawn exactly from a Fenwick tree: for users with much left to draw a
+    private tree of ``weights * keep`` over the eligible items without the taken ones
+    (no rejections at all); otherwise a copy of ``tree`` with the taken items removed
+    (restored afterwards; integer weights, so the restore is exact).
 
     Parameters
     ----------
     ptr : int64[n_users + 1]
-        Offsets of each user's ratings in the output.
+        Offsets of each user's items in the output.
     elig : int64[n_users]
-        Number of rated items (prefix of ``rated_items``) the user may rate.
+        Number of items (a prefix) each user may rate; at least ``bounds[0]``.
     seed_ptr, seed_items : int64[n_users + 1], int32[n_seeds]
-        Listed items a user must rate (CSR layout); all must be eligible.
-    weights, cum : int64[n_rated]
-        Integer popularity weights of rated items in added order, and their
-        cumulative sums (total below 2**53).
-    bounds, alias_ptr, alias_prob, alias_idx : arrays
-        Prefix lengths (the first <= every ``elig``) and ``alias_build(weights, bounds)``.
-    tree : int64[n_rated + 1]
+        Items a user must rate (CSR layout); each below the user's ``elig``.
+    weights, cum : int64[n_items]
+        Integer popularity weights and their cumulative sums (total below 2**53).
+    bounds, alias_ptr, alias_table : arrays
+        Increasing prefix lengths and ``alias_build(weights, bounds)``.
+    tree : int64[n_items + 1]
         ``fenwick_build(weights)``; not modified.
-    rated_items : int32[n_rated]
-        Listed item index of each rated item, in added order.
-    rated_pos : int32[n_listed]
-        Inverse of ``rated_items`` (-1 for movies that are never rated).
     user_f, item_f : float32[:, rank]
         Planted taste factors; ``user_rows[u]`` is the row of user ``u``.
     user_rows : int64[n_users]
@@ -312,15 +275,18 @@ def sample_items(
     Returns
     -------
     items : int32[ptr[-1]]
-        Listed item index of each rating, grouped by user, in draw order.
+        Item of each rating, grouped by user, in draw order.
     """
     n_users = ptr.shape[0] - 1
-    n_listed = rated_pos.shape[0]
+    n_items = weights.shape[0]
+    n_bounds = bounds.shape[0]
     out = np.empty(ptr[n_users], np.int32)
     chunk = (n_users + n_chunks - 1) // n_chunks
     for c in prange(n_chunks):
-        mark = np.zeros(n_listed, np.bool_)
-        local = np.empty(0, np.int64)
+        mark = np.zeros(n_items, np.bool_)
+        shared = np.empty(0, np.int64)
+        own = np.empty(0, np.int64)
+        own_w = np.empty(0, np.int64)
         for u in range(c * chunk, min(n_users, (c + 1) * chunk)):
             row = user_rows[u]
             st = _stream(seed, row)
@@ -334,13 +300,13 @@ def sample_items(
                 cnt += 1
             e = elig[u]
             tot = cum[e - 1]
-            b = _bisect_right(bounds, 0, bounds.shape[0], e)
+            b = _bisect_right(bounds, 0, n_bounds, e)
             if bounds[b] > e:
                 b -= 1
             size = bounds[b]
             tot_b = cum[size - 1]
             base = alias_ptr[b]
-            # switch to the tree once repeats (not taste rejections) get frequent
+            # leave for the tree once repeats (not taste rejections) get frequent
             budget = (n - cnt) // 2 + 16
             repeats = 0
             while cnt < n and repeats < budget:
@@ -350,48 +316,70 @@ def sample_items(
                     j = _bisect_right(cum, size, e, int(x))
                 else:
                     y = x / tot_b * size
-                    j = int(y)
-                    if j >= size:
-                        j = size - 1
-                    if y - j >= alias_prob[base + j]:
-                        j = alias_idx[base + j]
-                m = rated_items[j]
-                if mark[m]:
+                    j = min(int(y), size - 1)
+                    slot = alias_table[base + j]
+                    if (y - j) * _TWO32 >= (slot >> _S32):
+                        j = np.int64(slot & _LOW32)
+                if mark[j]:
                     repeats += 1
                     continue
-                st, ok = _accept(st, user_f, row, item_f, m, sel_beta, sel_cap)
-                if not ok:
-                    continue
-                mark[m] = True
-                out[off + cnt] = m
+                p = _keep_prob(user_f, row, item_f, j, sel_beta, sel_cap)
+                if p < 1.0:
+                    st, r = _uniform(st)
+                    if r >= p:
+                        continue
+                mark[j] = True
+                out[off + cnt] = j
                 cnt += 1
-            if cnt < n:
-                # exact draws from what is left: Fenwick tree without the taken items
-                if local.shape[0] == 0:
-                    local = tree.copy()
-                left = _fen_prefix(local, e)
-                for i in range(off, off + cnt):
-                    j = rated_pos[out[i]]
-                    _fen_add(local, j, -weights[j])
-                    left -= weights[j]
-                misses = 0
+            if cnt < n and e <= 40 * (n - cnt):
+                # private tree of weights * keep: no rejections left
+                if own.shape[0] == 0:
+                    own = np.empty(n_items + 1, np.int64)
+                    own_w = np.empty(n_items, np.int64)
+                own[0] = 0
+                left = 0
+                for j in range(e):
+                    v = 0
+                    if not mark[j]:
+                        p = _keep_prob(user_f, row, item_f, j, sel_beta, sel_cap)
+                        v = max(int(weights[j] * p), 1)
+                    own_w[j] = v
+                    own[j + 1] = v
+                    left += v
+                _fen_heapify(own, e)
                 while cnt < n:
                     st, r = _uniform(st)
-                    j = _fen_find(local, int(r * left))
-                    m = rated_items[j]
-                    st, ok = _accept(st, user_f, row, item_f, m, sel_beta, sel_cap)
-                    if not ok and misses < 1000:
-                        misses += 1
-                        continue
-                    misses = 0
-                    _fen_add(local, j, -weights[j])
+                    j = _fen_find(own, e, int(r * left))
+                    _fen_add(own, e, j, -own_w[j])
+                    left -= own_w[j]
+                    mark[j] = True
+                    out[off + cnt] = j
+                    cnt += 1
+            elif cnt < n:
+                # copy of the popularity tree without the taken items, taste by rejection
+                if shared.shape[0] == 0:
+                    shared = tree.copy()
+                left = _fen_prefix(shared, e)
+                for i in range(off, off + cnt):
+                    j = out[i]
+                    _fen_add(shared, n_items, j, -weights[j])
                     left -= weights[j]
-                    mark[m] = True
-                    out[off + cnt] = m
+                while cnt < n:
+                    st, r = _uniform(st)
+                    j = _fen_find(shared, n_items, int(r * left))
+                    p = _keep_prob(user_f, row, item_f, j, sel_beta, sel_cap)
+                    if p < 1.0:
+                        st, r = _uniform(st)
+                        if r >= p:
+                            continue
+                    _fen_add(shared, n_items, j, -weights[j])
+                    left -= weights[j]
+                    mark[j] = True
+                    out[off + cnt] = j
                     cnt += 1
                 for i in range(off, off + n):
-                    j = rated_pos[out[i]]
-                    _fen_add(local, j, weights[j])
+                    j = out[i]
+                    _fen_add(shared, n_items, j, weights[j])
             for i in range(off, off + n):
                 mark[out[i]] = False
     return out
@@ -407,6 +395,7 @@ def time_and_rate(
     sec_per_rating,
     first_bias,
     item_time,
+    t_base,
     t_max,
     user_f,
     item_f,
@@ -421,18 +410,17 @@ def time_and_rate(
 ):
     """Give every rating a timestamp and a latent (continuous) rating; sort each user.
 
-    A user's history is a set of sessions: the first starts at ``sess_start[u]``,
-    the last at ``sess_start[u] + sess_span[u]``, the others uniformly between.
-    A rating of item ``m`` lands in a session that starts no earlier than
-    ``item_time[m]`` (the first such session with probability ``first_bias``, a
-    uniform later one otherwise) at a uniform offset within the session length.
-    The latent rating is ``mu + user_b + item_b + taste_sd * dot(P_u, Q_i) +
-    noise_sd * N(0, 1)``.
+    A user's history is a set of sessions: the first starts at ``sess_start[u]``, the
+    last at ``sess_start[u] + sess_span[u]``, the others uniformly in between. A rating
+    of item ``m`` lands in a session that starts no earlier than ``item_time[m]`` (the
+    first such session with probability ``first_bias``, a uniform later one otherwise)
+    at a uniform offset within the session's length. The latent rating is ``mu +
+    user_b[u] + item_b[m] + taste_sd * dot(P_u, Q_m) + noise_sd * N(0, 1)``.
 
     Parameters
     ----------
     items : int32[n_ratings]
-        Listed item index per rating, grouped by user; reordered in place.
+        Item per rating, grouped by user; reordered in place.
     ptr : int64[n_users + 1]
         Offsets of each user's ratings.
     sess_start, sess_span : float64[n_users]
@@ -443,10 +431,10 @@ def time_and_rate(
         Typical seconds spent per rating within a session.
     first_bias : float
         Probability that a rating falls in the earliest allowed session.
-    item_time : float64[n_listed]
-        Time each item was added to the catalogue.
-    t_max : int
-        Last allowed timestamp.
+    item_time : float64[n_items]
+        Time each item arrived in the catalogue.
+    t_base, t_max : int
+        All timestamps lie in ``[t_base, t_max]``, and ``t_max - t_base < 2**32``.
     user_f, item_f, user_b, item_b : float32 arrays
         Planted taste model.
     mu, taste_sd, noise_sd : float
@@ -466,7 +454,7 @@ def time_and_rate(
         Continuous ratings before quantisation.
     """
     n_users = ptr.shape[0] - 1
-    n_listed = item_time.shape[0]
+    n_items = item_time.shape[0]
     n_tot = items.shape[0]
     ts = np.empty(n_tot, np.int64)
     latent = np.empty(n_tot, np.float32)
@@ -485,13 +473,14 @@ def time_and_rate(
                 for j in range(1, k - 1):
                     st, r = _uniform(st)
                     starts[j] = sess_start[u] + r * sess_span[u]
-                _heapsort_pairs(starts, lens, k)
+                starts.sort()
             per = sec_per_rating * n / k
             for j in range(k):
                 st, z = _normal(st)
                 lens[j] = 60.0 + per * np.exp(0.5 * z)
-            for i in range(off, off + n):
-                m = items[i]
+            keys = np.empty(n, np.int64)
+            for i in range(n):
+                m = items[off + i]
                 # first session starting at or after the item's arrival
                 lo = 0
                 hi = k - 1
@@ -506,38 +495,34 @@ def time_and_rate(
                 j = lo
                 if r >= first_bias:
                     st, r = _uniform(st)
-                    j = lo + int(r * (k - lo))
-                    if j >= k:
-                        j = k - 1
+                    j = min(lo + int(r * (k - lo)), k - 1)
                 st, r = _uniform(st)
-                t = int(starts[j] + r * lens[j])
-                if t > t_max:
-                    t = t_max
-                ts[i] = t
+                t = min(int(starts[j] + r * lens[j]), t_max) - t_base
+                # one sortable key carries both the item and the time
+                if by_time:
+                    keys[i] = t * n_items + m
+                else:
+                    keys[i] = (np.int64(m) << 32) | t
+            keys.sort()
+            for i in range(n):
+                key = keys[i]
+                if by_time:
+                    m = key % n_items
+                    t = key // n_items
+                else:
+                    m = key >> 32
+                    t = key & 0xFFFFFFFF
+                items[off + i] = m
+                ts[off + i] = t + t_base
                 st, z = _normal(st)
                 x = mu + user_b[u] + item_b[m] + taste_sd * _dot(user_f, u, item_f, m)
-                latent[i] = x + noise_sd * z
-            keys = np.empty(n, np.int64)
-            order = np.arange(n)
-            for i in range(n):
-                if by_time:
-                    keys[i] = ts[off + i] * n_listed + items[off + i]
-                else:
-                    keys[i] = items[off + i]
-            _heapsort_pairs(keys, order, n)
-            tmp_i = items[off : off + n].copy()
-            tmp_t = ts[off : off + n].copy()
-            tmp_l = latent[off : off + n].copy()
-            for i in range(n):
-                items[off + i] = tmp_i[order[i]]
-                ts[off + i] = tmp_t[order[i]]
-                latent[off + i] = tmp_l[order[i]]
+                latent[off + i] = x + noise_sd * z
     return ts, latent
 
 
 @njit(cache=True)
 def quantize(latent, thresholds):
-    """Bucket index of each value: number of ``thresholds`` (sorted) <= value.
+    """Bucket index of each value: the number of ``thresholds`` (sorted) <= value.
 
     Parameters
     ----------
@@ -562,7 +547,7 @@ def quantize(latent, thresholds):
 
 @njit(cache=True)
 def count_items(items, n_items):
-    """Number of ratings per item index."""
+    """Number of ratings per item."""
     out = np.zeros(n_items, np.int64)
     for i in range(items.shape[0]):
         out[items[i]] += 1
@@ -610,13 +595,13 @@ def sample_tags(
         Ratings grouped by user (CSR), their timestamps and rating bucket index.
     n_codes : int
         Number of rating buckets (``codes`` < n_codes).
-    item_genres : int8[n_listed, max_genres]
+    item_genres : int8[n_items, max_genres]
         Genre indices of each item, -1 padded.
     genre_tag_ptr, genre_tags : int64[n_genres + 1], int32[:]
         Tag ids associated with each genre (CSR).
     pos_tags, neg_tags : int32[:]
         Tag ids for liked and disliked movies.
-    item_people : int32[n_listed, max_people]
+    item_people : int32[n_items, max_people]
         Tag ids of the people credited on each item, -1 padded.
     generic_cdf : float64[n_vocab]
         Cumulative weights of every tag id for generic draws.
@@ -630,6 +615,7 @@ def sample_tags(
     Returns
     -------
     user, item, tag, time : arrays of length ``n_tags.sum()``
+        Rows a tagger could not fill (it ran out of movies) have ``user == -1``.
     """
     n_taggers = taggers.shape[0]
     tptr = np.zeros(n_taggers + 1, np.int64)

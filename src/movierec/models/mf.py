@@ -24,6 +24,7 @@ from movierec.kernels.sgd import (
 from movierec.models.base import Recommender
 
 _F = np.float32
+_SEED_MAX = 2**31 - 1
 
 #: ``parallel=True`` starts threads only from this many training ratings: below it an
 #: epoch lasts a few milliseconds and waking threads every epoch costs more than it saves.
@@ -41,8 +42,14 @@ def _chunks(order: np.ndarray, indptr: np.ndarray, n: int) -> np.ndarray:
     return np.r_[0, cuts, order.size].astype(np.int64)
 
 
-def _run_hogwild(model: Recommender, kernel: Any, order: np.ndarray, indptr: np.ndarray,
-                 rng: np.random.Generator, args: tuple) -> list[float]:  # fmt: skip
+def _run_hogwild(
+    model: Recommender,
+    kernel: Any,
+    order: np.ndarray,
+    indptr: np.ndarray,
+    rng: np.random.Generator,
+    args: tuple,
+) -> list[float]:
     """Hogwild epochs: users split once in one chunk per thread, each reshuffled per epoch."""
     order[:] = rng.permutation(order)
     bounds = _chunks(order, indptr, _threads())
@@ -53,9 +60,6 @@ def _run_hogwild(model: Recommender, kernel: Any, order: np.ndarray, indptr: np.
         if model._epoch_done(epoch):
             break
     return sse
-
-
-_SEED_MAX = 2**31 - 1
 
 
 class _SGDBase(Recommender):
