@@ -123,11 +123,14 @@ def data_synth(
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("ml-synth"),
     scale: float = 1.0,
     seed: int = 0,
+    order: Annotated[
+        str, typer.Option(help="Rows per user by movieId (as released) or timestamp")
+    ] = "movieId",
 ) -> None:
     """Write a MovieLens-shaped generated release (ml-25m CSV layout)."""
     from movierec.data.synth import generate
 
-    summary = generate(like, out, scale=scale, seed=seed, progress=_tty())
+    summary = generate(like, out, scale=scale, seed=seed, progress=_tty(), order=order)
     (Path(out) / ".movierec-synthetic").touch()
     _echo(json.dumps({k: v for k, v in summary.items() if not isinstance(v, dict)}))
 

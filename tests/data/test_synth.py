@@ -152,21 +152,22 @@ def test_counts_ids_and_no_duplicates(ml100k):
     assert set(r["movieId"].unique().to_list()) <= set(ids.tolist())
 
 
-def test_sorted_by_user_then_time_within_the_window(ml100k):
+def test_default_order_is_user_then_movie_as_released(ml100k):
     summary, _, frames = ml100k
     r = frames["ratings"]
     assert r["userId"].is_sorted()
-    back = r.with_columns(pl.col("timestamp").diff().over("userId").alias("d"))
-    assert back.filter(pl.col("d") < 0).height == 0
+    per_user = r.with_columns(pl.col("movieId").diff().over("userId").alias("d"))
+    assert per_user.filter(pl.col("d") <= 0).height == 0
     t0, t1 = summary["model"]["time_range"]
     assert r["timestamp"].min() >= t0 and r["timestamp"].max() <= t1
 
 
-def test_order_by_movie_id_is_available(tmp_path):
-    synth.generate("ml-100k", tmp_path / "o", scale=0.05, seed=3, order="movieId")
-    r = pl.read_csv(tmp_path / "o" / "ratings.csv")
-    per_user = r.with_columns(pl.col("movieId").diff().over("userId").alias("d"))
-    assert per_user.filter(pl.col("d") <= 0).height == 0
+def test_time_order_is_available(tmp_path):
+    synth.generate("ml-100k", tmp_path / "t", scale=0.05, seed=3, order="timestamp")
+    r = pl.read_csv(tmp_path / "t" / "ratings.csv")
+    assert r["userId"].is_sorted()
+    back = r.with_columns(pl.col("timestamp").diff().over("userId").alias("d"))
+    assert back.filter(pl.col("d") < 0).height == 0
 
 
 def test_timestamps_spread_over_the_years(big):

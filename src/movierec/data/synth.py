@@ -305,7 +305,7 @@ def generate(
     seed: int = 0,
     progress: bool = False,
     *,
-    order: str = "timestamp",
+    order: str = "movieId",
 ) -> dict[str, Any]:
     """Write a synthetic MovieLens-shaped data set in the ml-25m CSV layout.
 
@@ -324,9 +324,9 @@ def generate(
         whatever the number of threads.
     progress : bool, default False
         Show a progress display (rich) while generating.
-    order : {"timestamp", "movieId"}, default "timestamp"
-        Order of a user's rows in ``ratings.csv``. The real releases order them by
-        movieId; ``"timestamp"`` gives each user's history in time order.
+    order : {"movieId", "timestamp"}, default "movieId"
+        Order of a user's rows in ``ratings.csv``: by movieId, as in the real releases,
+        or ``"timestamp"`` (each user's history in time order).
 
     Returns
     -------

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -268,6 +269,11 @@ class ExperimentConfig(_Strict):
                 raise
             from movierec.data.synth import generate
 
+            print(
+                f"no source reachable for {self.dataset} ({e}); "
+                "running on a generated look-alike, labelled synthetic",
+                file=sys.stderr,
+            )
             out = Path(self.output) / "synthetic-data" / Path(self.dataset).name
             if not (out / "ratings.csv").exists():
                 try:
