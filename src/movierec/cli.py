@@ -144,14 +144,20 @@ def cv(
     seed: int = 0,
     split: Annotated[str, typer.Option(help="kfold or temporal_global (70/15/15)")] = "kfold",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document")] = False,
+    params: Annotated[
+        Path | None,
+        typer.Option(help="YAML of model name -> params, e.g. configs/tuned-rating.yaml"),
+    ] = None,
 ) -> None:
     """Rating prediction: RMSE/MAE by k-fold cross validation or a temporal holdout."""
     from movierec import split as S
     from movierec.evaluation.rating import cross_validate, format_table, holdout
     from movierec.models import make_model
 
+    given = _read_params(params) if params else {}
     ds = _load(dataset)
-    built = {n.strip(): make_model(n.strip()) for n in models.split(",") if n.strip()}
+    names = [n.strip() for n in models.split(",") if n.strip()]
+    built = {n: make_model(n, **given.get(n, {})) for n in names}
     if split == "kfold":
         res = cross_validate(ds, built, folds=folds, seed=seed)
     elif split == "temporal_global":
@@ -159,6 +165,20 @@ def cv(
     else:
         raise MovierecError(f"unknown --split {split!r}; choose kfold or temporal_global")
     _echo(json.dumps(res) if as_json else format_table(res))
+
+
+def _read_params(path: Path) -> dict[str, dict[str, Any]]:
+    import yaml
+
+    from movierec.errors import ConfigError
+
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(f"{path}: cannot read params ({e})") from e
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+        raise ConfigError(f"{path}: expected a mapping of model name -> params")
+    return raw
 
 
 # -- top-N evaluation ---------------------------------------------------------------------------

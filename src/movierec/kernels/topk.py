@@ -46,11 +46,22 @@ def topk_rows(
         hi = np.empty(k, dtype=np.int32)
         size = 0
         row = scores[r]
-        for j in range(m):
+        j = 0
+        while j < m:
+            if size == k and j % 64 == 0:
+                # skip a block whose best score cannot enter the heap (NaN never wins)
+                mx = -np.inf
+                end = min(j + 64, m)
+                for t in range(j, end):
+                    if row[t] > mx:
+                        mx = row[t]
+                if not mx > hv[0]:
+                    j = end
+                    continue
             v = row[j]
             if skip[j] or not (v > -np.inf):
-                continue
-            if size < k:
+                pass
+            elif size < k:
                 # insert and sift up
                 pos = size
                 hv[pos] = v
@@ -68,6 +79,7 @@ def topk_rows(
                 hv[0] = v
                 hi[0] = j
                 _sift_down(hv, hi, 0, size)
+            j += 1
         # pop the heap from worst to best
         for t in range(size - 1, -1, -1):
             out_v[r, t] = hv[0]

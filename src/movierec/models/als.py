@@ -6,7 +6,7 @@ import numpy as np
 
 from movierec.data.dataset import Dataset
 from movierec.kernels.als import als_half_step, als_half_step_cg, als_predict
-from movierec.models.base import Recommender
+from movierec.models.base import Recommender, factor_scores
 
 
 class ALS(Recommender):
@@ -120,7 +120,7 @@ class ALS(Recommender):
         return als_predict(users, items, self.pu_, self.qi_, self.bu_, self.bi_, self.mu_)
 
     def _score(self, users: np.ndarray) -> np.ndarray:
-        s = self.pu_[users] @ self.qi_.T
+        s = factor_scores(self.pu_[users], self.qi_)
         s += self.bi_[None, :]
         s += (self.mu_ + self.bu_[users])[:, None]
         return s.astype(np.float32, copy=False)

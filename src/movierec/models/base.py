@@ -15,8 +15,10 @@ tuple of scalars, or a nested :class:`Recommender`.
 from __future__ import annotations
 
 import inspect
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
+import numba as nb
 import numpy as np
 
 from movierec.data.dataset import Dataset
@@ -25,6 +27,7 @@ from movierec.kernels.baseline import baseline_als
 from movierec.kernels.topk import topk_rows
 
 POLICIES = ("fallback", "error")
+_PARALLEL_CELLS = 1 << 22
 
 
 class Recommender:
@@ -308,3 +311,25 @@ def biases(
         n_epochs,
     )
     return mu, bu, bi
+
+
+def factor_scores(A: np.ndarray, V: np.ndarray) -> np.ndarray:
+    """``A @ V.T`` as float32 (users' factors times item factors), its row blocks computed
+    on numba's thread count.
+
+    Each thread runs one single-threaded BLAS call (numpy releases the GIL), so scoring
+    uses every core even with ``OPENBLAS_NUM_THREADS=1``, which the numba kernels need.
+    """
+    out = np.empty((A.shape[0], V.shape[0]), dtype=np.float32)
+    n = nb.get_num_threads()
+    if n == 1 or out.size < _PARALLEL_CELLS:
+        return np.matmul(A, V.T, out=out, casting="same_kind")
+    cuts = np.linspace(0, A.shape[0], n + 1).astype(int)
+    with ThreadPoolExecutor(n) as pool:
+        list(
+            pool.map(
+                lambda k: np.matmul(A[cuts[k] : cuts[k + 1]], V.T, out=out[cuts[k] : cuts[k + 1]]),
+                range(n),
+            )
+        )
+    return out

@@ -8,8 +8,7 @@ import scipy.sparse as sp
 
 from movierec.data.dataset import Dataset
 from movierec.kernels.bpr import bpr_epoch
-from movierec.models.base import Recommender
-from movierec.models.ials import factor_scores
+from movierec.models.base import Recommender, factor_scores
 
 NEGATIVES = ("uniform", "popularity")
 
@@ -116,7 +115,7 @@ class BPR(Recommender):
                 break
 
     def _score(self, users: np.ndarray) -> np.ndarray:
-        return factor_scores(self.user_factors_, self.item_factors_, users)
+        return factor_scores(self.user_factors_[users], self.item_factors_)
 
     def item_vectors(self) -> np.ndarray:
         return self.item_factors_[:, :-1]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numba as nb
@@ -11,34 +10,11 @@ import scipy.sparse as sp
 
 from movierec.data.dataset import Dataset
 from movierec.kernels.ials import ials_cg, ials_cholesky
-from movierec.models.base import Recommender
+from movierec.models.base import Recommender, factor_scores
 
 SOLVERS = ("cg", "cholesky")
 
 # below this many output cells one BLAS call is cheaper than spreading it over threads
-_PARALLEL_CELLS = 1 << 22
-
-
-def factor_scores(U: np.ndarray, V: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """``U[rows] @ V.T`` as float32, its row blocks computed on numba's thread count.
-
-    Each thread runs one single-threaded BLAS call (numpy releases the GIL), so scoring
-    uses every core even with ``OPENBLAS_NUM_THREADS=1``, which the numba kernels need.
-    """
-    A = U[rows]
-    out = np.empty((A.shape[0], V.shape[0]), dtype=np.float32)
-    n = nb.get_num_threads()
-    if n == 1 or out.size < _PARALLEL_CELLS:
-        return np.matmul(A, V.T, out=out)
-    cuts = np.linspace(0, A.shape[0], n + 1).astype(int)
-    with ThreadPoolExecutor(n) as pool:
-        list(
-            pool.map(
-                lambda k: np.matmul(A[cuts[k] : cuts[k + 1]], V.T, out=out[cuts[k] : cuts[k + 1]]),
-                range(n),
-            )
-        )
-    return out
 
 
 class ImplicitALS(Recommender):
@@ -179,7 +155,7 @@ class ImplicitALS(Recommender):
                 break
 
     def _score(self, users: np.ndarray) -> np.ndarray:
-        return factor_scores(self.user_factors_, self.item_factors_, users)
+        return factor_scores(self.user_factors_[users], self.item_factors_)
 
     def item_vectors(self) -> np.ndarray:
         return self.item_factors_

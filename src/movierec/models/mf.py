@@ -21,7 +21,7 @@ from movierec.kernels.sgd import (
     svdpp_epoch,
     svdpp_epoch_hogwild,
 )
-from movierec.models.base import Recommender
+from movierec.models.base import Recommender, factor_scores
 
 _F = np.float32
 _SEED_MAX = 2**31 - 1
@@ -115,7 +115,7 @@ class _SGDBase(Recommender):
         )
 
     def _score(self, users: np.ndarray) -> np.ndarray:
-        s = self._user_vectors(users) @ self.qi_.T
+        s = factor_scores(self._user_vectors(users), self.qi_)
         s += self.bi_[None, :]
         s += (self.bu_[users] + _F(self.mu_))[:, None]
         return s

@@ -6,7 +6,7 @@ import numpy as np
 
 from movierec.data.dataset import Dataset
 from movierec.kernels.nmf import nmf_accumulate, nmf_apply, nmf_bias_sgd, scatter
-from movierec.models.base import Recommender
+from movierec.models.base import Recommender, factor_scores
 
 
 class NMF(Recommender):
@@ -135,7 +135,7 @@ class NMF(Recommender):
         return self.mu_ + self.bu_[users] + self.bi_[items] + dot
 
     def _score(self, users: np.ndarray) -> np.ndarray:
-        s = self.pu_[users] @ self.qi_.T
+        s = factor_scores(self.pu_[users], self.qi_)
         s += self.bi_[None, :]
         s += (self.mu_ + self.bu_[users])[:, None]
         return s.astype(np.float32)
