@@ -205,7 +205,9 @@ class Dataset:
             shape = (self.n_users, self.n_items)
             if strictly_sorted_pairs(self.users, self.items):
                 # rows already in (user, movie) order: the columns are the CSR arrays
-                indptr = np.zeros(self.n_users + 1, dtype=np.int64)
+                # int32 offsets when they fit, so scipy keeps the int32 columns without a copy
+                small = self.n_ratings < np.iinfo(np.int32).max
+                indptr = np.zeros(self.n_users + 1, dtype=np.int32 if small else np.int64)
                 np.cumsum(self.user_counts(), out=indptr[1:])
                 m = sp.csr_matrix((self.ratings, self.items, indptr), shape=shape)
             else:

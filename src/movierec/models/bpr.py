@@ -62,7 +62,7 @@ class BPR(Recommender):
     def __init__(
         self,
         factors: int = 64,
-        learning_rate: float = 0.01,
+        learning_rate: float = 0.05,
         regularization: float = 0.01,
         iterations: int = 100,
         threshold: float = 4.0,
