@@ -53,7 +53,11 @@ print(json.dumps(out))
 
 def run(step: str, path: str, env: dict[str, str]) -> dict:
     res = subprocess.run(
-        [sys.executable, "-c", CHILD, step, path], capture_output=True, text=True, env=env, check=False
+        [sys.executable, "-c", CHILD, step, path],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
     if res.returncode != 0:
         raise SystemExit(f"{step} failed: {res.stderr.strip().splitlines()[-1]}")
@@ -62,7 +66,9 @@ def run(step: str, path: str, env: dict[str, str]) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--data", required=True, help="folder with ratings.csv (e.g. movierec data synth)")
+    ap.add_argument(
+        "--data", required=True, help="folder with ratings.csv (e.g. movierec data synth)"
+    )
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
     env = dict(os.environ)

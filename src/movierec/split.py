@@ -69,7 +69,9 @@ def leaks(split: Split) -> dict[str, int]:
     }
     if split.kind == "temporal_global":
         t = [p.timestamps for p in (split.train, split.validation, split.test) if p.n_ratings]
-        out["time_order_breaks"] = sum(int(a.max() >= b.min()) for a, b in zip(t, t[1:]))
+        out["time_order_breaks"] = sum(
+            int(a.max() >= b.min()) for a, b in zip(t[:-1], t[1:], strict=True)
+        )
     return out
 
 

@@ -14,7 +14,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from movierec.atomic import write_table
 from movierec.data.dataset import Dataset, IdMap
 from movierec.errors import ConfigError
 from movierec.evaluation import metrics as M
@@ -574,20 +574,7 @@ def save_recommendations(
             "score": scores.ravel()[ok],
         }
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=ext, dir=path.parent)
-    os.close(fd)
-    try:
-        if ext == ".csv":
-            df.write_csv(tmp)
-        else:
-            df.write_parquet(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_table(df, path, "csv" if ext == ".csv" else "parquet")
     return df.height
 
 

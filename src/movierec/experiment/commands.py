@@ -20,7 +20,6 @@ import difflib
 import json
 import os
 import re
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ import polars as pl
 
 import movierec
 from movierec.artifacts import Bundle, load_bundle, save
+from movierec.atomic import write_table
 from movierec.errors import ArtifactError, ConfigError, UnknownIdError
 from movierec.experiment.config import RATING_METRICS, load_config
 
@@ -318,22 +318,6 @@ def _first(model: Any, names: tuple[str, ...], shape0: int, ndim: int) -> np.nda
     return None
 
 
-def _write_table(df: pl.DataFrame, path: Path, fmt: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        if fmt == "csv":
-            df.write_csv(tmp)
-        else:
-            df.write_parquet(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def export(
     artifact: str | os.PathLike, format: str = "csv", out: str | os.PathLike | None = None
 ) -> str:
@@ -419,8 +403,8 @@ def export(
         "files": {"users": f"users.{format}", "items": f"items.{format}"},
         "note": "users/items with n_ratings == 0 had no training data: serve them a fallback",
     }
-    _write_table(pl.DataFrame(users), out_dir / f"users.{format}", format)
-    _write_table(pl.DataFrame(its), out_dir / f"items.{format}", format)
+    write_table(pl.DataFrame(users), out_dir / f"users.{format}", format)
+    write_table(pl.DataFrame(its), out_dir / f"items.{format}", format)
     tmp = out_dir / ".metadata.json.tmp"
     tmp.write_text(json.dumps(meta, indent=1))
     os.replace(tmp, out_dir / "metadata.json")

@@ -3,22 +3,7 @@
 import numba as nb
 import numpy as np
 
-
-@nb.njit(inline="always")
-def _sift(hv: np.ndarray, hi: np.ndarray, n: int) -> None:
-    pos = 0
-    while True:
-        c = 2 * pos + 1
-        if c >= n:
-            return
-        if c + 1 < n and (hv[c + 1] < hv[c] or (hv[c + 1] == hv[c] and hi[c + 1] > hi[c])):
-            c += 1
-        if hv[c] < hv[pos] or (hv[c] == hv[pos] and hi[c] > hi[pos]):
-            hv[c], hv[pos] = hv[pos], hv[c]
-            hi[c], hi[pos] = hi[pos], hi[c]
-            pos = c
-        else:
-            return
+from movierec.kernels.topk import _sift_down
 
 
 @nb.njit(parallel=True, cache=True)
@@ -107,12 +92,12 @@ def cosine_topk(
                 elif s > hv[0] or (s == hv[0] and j < hi[0]):
                     hv[0] = s
                     hi[0] = j
-                    _sift(hv, hi, size)
+                    _sift_down(hv, hi, 0, size)
             for t in range(size - 1, -1, -1):
                 out_s[i, t] = hv[0]
                 out_j[i, t] = hi[0]
                 size -= 1
                 hv[0] = hv[size]
                 hi[0] = hi[size]
-                _sift(hv, hi, size)
+                _sift_down(hv, hi, 0, size)
     return out_j, out_s
