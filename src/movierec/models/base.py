@@ -34,9 +34,9 @@ class Recommender:
     """Base class: scikit-learn style params, fit/score/recommend/similar_items/predict.
 
     Unknown users (no training ratings) and unknown items follow the ``unknown`` policy of
-    each call: ``"fallback"`` serves them by a stated fallback (popularity for ranking; the
-    user/item biases for rating prediction) and ``"error"`` raises :class:`UnknownIdError`.
-    The evaluator counts how many users each policy served.
+    each call: ``"fallback"`` serves them by a stated fallback (training popularity for
+    ranking, for every model; the user/item biases for rating prediction) and ``"error"``
+    raises :class:`UnknownIdError`. The evaluator counts how many users each policy served.
     """
 
     #: True for models that predict ratings (their ``score`` is a predicted rating).
@@ -152,11 +152,9 @@ class Recommender:
             )
 
     def _fallback_scores(self, n: int) -> np.ndarray:
-        """Scores for users without history: baseline rating or training popularity."""
-        if self.rating_model:
-            row = (self.global_mean_ + self.fallback_bi_).astype(np.float32)
-        else:
-            row = self.item_count_.astype(np.float32)
+        """Ranking scores for users without history: training popularity, for every model
+        (a baseline rating would put rarely rated movies with a few high ratings first)."""
+        row = self.item_count_.astype(np.float32)
         return np.broadcast_to(row, (n, self.n_items_)).copy()
 
     # -- scoring and ranking --------------------------------------------------------------
