@@ -380,11 +380,10 @@ def read(path: str | Path, name: str | None = None, synthetic: bool = False) -> 
     src = Source(path)
     layout = detect(src)
     ratings, movies, extra = _READERS[layout](src)
+    cols = [ratings[c].to_numpy() for c in _RATING_TYPES]
+    del ratings  # to_numpy copied the chunked columns: free polars' copy before mapping ids
     return Dataset.from_raw(
-        ratings["user"].to_numpy(),
-        ratings["item"].to_numpy(),
-        ratings["rating"].to_numpy(),
-        ratings["timestamp"].to_numpy(),
+        *cols,
         movies,
         name=name or src.path.name,
         synthetic=synthetic,
