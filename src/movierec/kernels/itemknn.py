@@ -3,7 +3,7 @@
 import numba as nb
 import numpy as np
 
-from movierec.kernels.topk import _sift_down
+from movierec.kernels.topk import _heap_push, _sift_down
 
 
 @nb.njit(parallel=True, cache=True)
@@ -77,18 +77,8 @@ def cosine_topk(
                     continue
                 # min-heap on (s, -j): the root is the worst kept neighbour
                 if size < k:
-                    pos = size
-                    hv[pos] = s
-                    hi[pos] = j
+                    _heap_push(hv, hi, size, s, j)
                     size += 1
-                    while pos > 0:
-                        par = (pos - 1) // 2
-                        if hv[pos] < hv[par] or (hv[pos] == hv[par] and hi[pos] > hi[par]):
-                            hv[pos], hv[par] = hv[par], hv[pos]
-                            hi[pos], hi[par] = hi[par], hi[pos]
-                            pos = par
-                        else:
-                            break
                 elif s > hv[0] or (s == hv[0] and j < hi[0]):
                     hv[0] = s
                     hi[0] = j

@@ -21,6 +21,22 @@ def _sift_down(hv: np.ndarray, hi: np.ndarray, pos: int, n: int) -> None:
             return
 
 
+@nb.njit(inline="always")
+def _heap_push(hv: np.ndarray, hi: np.ndarray, size: int, v: float, j: int) -> None:
+    """Insert (v, j) into the min-heap of ``size`` entries (ties: larger index is worse)."""
+    pos = size
+    hv[pos] = v
+    hi[pos] = j
+    while pos > 0:
+        par = (pos - 1) // 2
+        if hv[pos] < hv[par] or (hv[pos] == hv[par] and hi[pos] > hi[par]):
+            hv[pos], hv[par] = hv[par], hv[pos]
+            hi[pos], hi[par] = hi[par], hi[pos]
+            pos = par
+        else:
+            return
+
+
 @nb.njit(parallel=True, cache=True)
 def topk_rows(
     scores: np.ndarray,
@@ -62,19 +78,8 @@ def topk_rows(
             if skip[j] or not (v > -np.inf):
                 pass
             elif size < k:
-                # insert and sift up
-                pos = size
-                hv[pos] = v
-                hi[pos] = j
+                _heap_push(hv, hi, size, v, j)
                 size += 1
-                while pos > 0:
-                    par = (pos - 1) // 2
-                    if hv[pos] < hv[par] or (hv[pos] == hv[par] and hi[pos] > hi[par]):
-                        hv[pos], hv[par] = hv[par], hv[pos]
-                        hi[pos], hi[par] = hi[par], hi[pos]
-                        pos = par
-                    else:
-                        break
             elif v > hv[0]:
                 hv[0] = v
                 hi[0] = j
