@@ -1,9 +1,12 @@
-"""Choose hyperparameters of one rating model without touching any test fold.
+"""Grid search of one rating model inside the training part of fold 0 of a 5-fold split.
 
 Selection data: the training part of ``kfold(ds, 5, seed=0)[0]`` split again 80/20 by
 ``random_holdout(..., test_fraction=0.2, seed=1)``; every grid point is fitted on the inner
 80% and scored (RMSE) on the inner 20%. Prints one JSON line per grid point and a last
-line with the best point; then, with ``--cv``, the 5-fold CV of the chosen params.
+line with the best point; then, with ``--cv``, the 5-fold CV of the chosen params. Only
+fold 0's test part is unseen by the choice: folds 1-4's test ratings were in the tuning
+pool, so the ``--cv`` figure is optimistic. For a leak-free 5-fold figure use nested CV,
+``movierec cv --tune TRIALS`` (movierec.experiment.tuning.nested_cv).
 
     python benchmarks/tune_rating.py --model als --grid '{"n_factors": [50, 100], ...}' [--cv]
 """

@@ -175,3 +175,19 @@ class ModelContract:
         assert fb.sum() == (full.users == COLD_USER).sum()
         with pytest.raises(UnknownIdError):
             fitted.predict([COLD_USER], [0], unknown="error")
+
+
+def global_mean_rmse(train: Dataset, test: Dataset) -> float:
+    """RMSE on ``test`` of predicting every rating by the training mean (the floor to beat)."""
+    d = test.ratings.astype(np.float64) - float(train.ratings.astype(np.float64).mean())
+    return float(np.sqrt(np.mean(d * d)))
+
+
+def popularity_ndcg(split: Any, k: int = 10) -> float:
+    """NDCG@k on ``split.test`` of training popularity (the non-personalized floor)."""
+    from movierec.evaluation.evaluator import evaluate_model
+    from movierec.models.popularity import Popularity
+
+    m = Popularity().fit(split.train)
+    _, s = evaluate_model(m, split.test, history=split.train, exclude=split.train, k=(k,))
+    return float(s[f"ndcg@{k}"])

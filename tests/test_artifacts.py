@@ -53,8 +53,12 @@ def test_nested_models_and_exotic_state(data, tmp_path: Path) -> None:
     full, train = data
     m = Blend(weights=(0.3, 0.7)).fit(train)
     save(m, tmp_path / "b", train=train)
-    assert (tmp_path / "b" / "sub" / "parts_.0" / MODEL_JSON).is_file()
+    # first_ and parts_[0] are one object: written once, referenced once, loaded as one
+    assert (tmp_path / "b" / "sub" / "first_" / MODEL_JSON).is_file()
+    assert (tmp_path / "b" / "sub" / "parts_.1" / MODEL_JSON).is_file()
+    assert not (tmp_path / "b" / "sub" / "parts_.0").exists()
     back = load(tmp_path / "b", classes=[Blend])
+    assert back.parts_[0] is back.first_
     assert_same_model(m, back, full)
     assert isinstance(back.parts_[0], Biases) and isinstance(back.parts_[1], Popularity)
     assert back.weights == (0.3, 0.7) and isinstance(back.rating_scale_, tuple)
@@ -71,11 +75,11 @@ def test_nested_models_and_exotic_state(data, tmp_path: Path) -> None:
 def test_sub_model_tampering_is_caught(data, tmp_path: Path) -> None:
     m = Blend().fit(data[1])
     save(m, tmp_path / "b")
-    f = tmp_path / "b" / "sub" / "parts_.0" / ARRAYS
+    f = tmp_path / "b" / "sub" / "first_" / ARRAYS  # also parts_[0], referenced
     raw = bytearray(f.read_bytes())
     raw[len(raw) // 2] ^= 0xFF
     f.write_bytes(bytes(raw))
-    with pytest.raises(ArtifactError, match=r"parts_\.0/arrays\.npz"):
+    with pytest.raises(ArtifactError, match=r"first_/arrays\.npz"):
         load(tmp_path / "b", classes=[Blend])
 
 

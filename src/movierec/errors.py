@@ -23,3 +23,15 @@ class UnknownIdError(MovierecError):
 
 class ArtifactError(MovierecError):
     """A saved model is missing, tampered with, truncated or incompatible."""
+
+
+class ConflictError(MovierecError):
+    """A request reuses an idempotency key with a different body."""
+
+
+class StoreError(MovierecError):
+    """The feedback store cannot be reached, opened or written."""
+
+
+class SourceUnreachableError(FetchError):
+    """No source of a release could be reached (network down, host or file missing)."""

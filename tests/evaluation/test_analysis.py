@@ -14,10 +14,10 @@ from movierec.errors import ConfigError
 from movierec.evaluation.analysis import (
     bucket_labels,
     bucket_table,
-    learning_curve,
     mean_se,
     paired_test,
 )
+from movierec.evaluation.curves import learning_curve
 from movierec.models.popularity import Popularity
 from movierec.split import random_holdout
 
@@ -104,3 +104,21 @@ def test_learning_curve_checkerboard() -> None:
         learning_curve(Popularity(), split, metric="ndcg")
     with pytest.raises(ConfigError):
         learning_curve(Popularity(), split, metric="auc@5")
+
+
+def test_no_import_cycle_between_evaluator_and_analysis() -> None:
+    # analysis is importable on its own and never imports the evaluator (nor curves)
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, movierec.evaluation.analysis; "
+        "assert 'movierec.evaluation.evaluator' not in sys.modules, 'evaluator'; "
+        "assert 'movierec.evaluation.curves' not in sys.modules, 'curves'"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stderr
+    from movierec.evaluation import analysis, metrics
+
+    assert not hasattr(analysis, "learning_curve")
+    assert metrics.ACCURACY == ("precision", "recall", "ndcg", "map", "mrr", "hit")

@@ -186,14 +186,46 @@ def test_validation_part_and_beyond_accuracy(split: Split) -> None:
     assert 0 < s["coverage@3"] <= 1 and 0 <= s["gini@3"] <= 1
     assert 0 <= s["diversity@3"] <= 1 and s["novelty@3"] > 0
     assert math.isnan(s["diversity@1"])  # one item per list has no pair
+    # the catalogue metrics are those of the evaluated users' lists, against training counts
+    tr = split.train
+    model = Popularity().fit(tr)
+    lists, _ = top_k_lists(model, res.per_user["user"].to_numpy(), 3, exclude=tr)
+    pop = tr.item_counts()
+    assert s["coverage@3"] == pytest.approx(np.unique(lists).size / tr.n_items)
+    assert s["avg_popularity@3"] == pytest.approx(pop[lists].mean())
+    n_users = int((tr.user_counts() > 0).sum())
+    assert s["novelty@3"] == pytest.approx(np.mean(-np.log2(np.maximum(pop[lists], 1) / n_users)))
+    # popularity shows everyone nearly the same few movies: exposure is concentrated
+    assert s["coverage@3"] < 0.5 and s["gini@3"] > 0.5
     with pytest.raises(ConfigError):
         evaluate({"pop": Popularity()}, split, part="train")
 
 
 def test_graded_ndcg_differs_and_stays_bounded(split: Split) -> None:
     res = evaluate({"pop": Popularity()}, split, k=5, graded=True)
+    binary = evaluate({"pop": Popularity()}, split, k=5).per_user
     nd = res.per_user["ndcg@5"].to_numpy()
     assert np.all((nd >= 0) & (nd <= 1))
+    # same users, same lists, the same hits; only the gains differ (5 -> 2, 4 -> 1)
+    assert res.per_user["user"].to_list() == binary["user"].to_list()
+    np.testing.assert_array_equal(res.per_user["hit@5"], binary["hit@5"])
+    assert (nd != binary["ndcg@5"].to_numpy()).sum() >= 3
+    # one user by hand: DCG of the list's gains over the ideal DCG of her gains
+    te, model = split.test, Popularity().fit(split.train)
+    items, _ = top_k_lists(model, res.per_user["user"].to_numpy(), 5, exclude=split.train)
+    disc = 1 / np.log2(np.arange(2, 7))
+    for row, u in enumerate(res.per_user["user"].to_list()):
+        mine = te.users == u
+        pairs = zip(te.items[mine], te.ratings[mine], strict=True)
+        gain = {int(i): float(r) - 3.0 for i, r in pairs if r >= 4}
+        got = np.array([gain.get(int(i), 0.0) for i in items[row]])
+        ideal = np.sort(list(gain.values()))[::-1][:5]
+        if got.any():
+            want = (got * disc).sum() / (ideal * disc[: ideal.size]).sum()
+            assert nd[row] == pytest.approx(want)
+            break
+    else:
+        raise AssertionError("no user with a hit")
     oracle = Oracle(relevance_table(split.test))
     perfect = evaluate({"o": oracle}, split, k=5, graded=True).per_user
     assert (perfect.filter(~pl.col("fallback"))["ndcg@5"] == 1.0).all()

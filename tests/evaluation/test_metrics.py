@@ -184,3 +184,17 @@ def test_graded_perfect_list_scores_one(gvals, k) -> None:
     gains = M.hit_matrix(rec, ip, ix, g)
     ideal = M.ideal_gains(ip, g, k)
     assert M.ndcg_at_k(gains, np.array([len(gvals)]), k, ideal)[0] == pytest.approx(1.0)
+
+
+def test_lower_is_better_is_one_rule() -> None:
+    for m in ("rmse", "mae", "gini@10", "avg_popularity@5"):
+        assert M.lower_is_better(m), m
+    for m in ("ndcg@10", "recall@5", "coverage@10", "novelty@10", "diversity@10", "hit@1"):
+        assert not M.lower_is_better(m), m
+    # the Gini index of exposure: lists spread over the catalogue score lower (better)
+    spread = M.gini_index(np.array([[0, 1], [2, 3]]), 4)
+    concentrated = M.gini_index(np.array([[0, 1], [0, 1]]), 4)
+    assert spread < concentrated
+    from movierec.experiment.config import RATING_METRICS
+
+    assert RATING_METRICS is M.RATING_METRICS

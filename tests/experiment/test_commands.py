@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from contract import global_mean_rmse
 from workflow_data import write_checkerboard, write_config
 
 from movierec.artifacts import load_bundle
@@ -26,7 +27,6 @@ MODELS = {
 
 @pytest.fixture(scope="module")
 def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    pytest.importorskip("movierec.models.mf")
     root = tmp_path_factory.mktemp("workflow")
     mp = pytest.MonkeyPatch()
     mp.setenv("MOVIEREC_HOME", str(root / "home"))
@@ -34,7 +34,8 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
         data = write_checkerboard(root / "cb")
         cfg = write_config(root / "exp.yaml", data, MODELS)
         for label in MODELS:
-            text = C.train(cfg, label, root / "art" / label)
+            # the split's train part: these tests rely on held-out ratings and cold users
+            text = C.train(cfg, label, root / "art" / label, on="train")
             assert f"saved to {root / 'art' / label}" in text
     finally:
         mp.undo()
@@ -48,7 +49,10 @@ def test_train_saves_the_train_part_with_its_label(work: Path) -> None:
         b.meta["extra"]["label"] == "svd" and b.meta["extra"]["split"]["kind"] == "random_holdout"
     )
     assert b.model.n_factors == 8 and b.model.random_state == cfg.seed
-    assert 0 < b.meta["extra"]["metrics"]["validation_rmse"] < 2
+    split = cfg.make_split(cfg.load_dataset())
+    mean_rmse = global_mean_rmse(split.train, split.validation)
+    assert 0 < b.meta["extra"]["metrics"]["validation_rmse"] < mean_rmse - 0.5, mean_rmse
+    assert b.meta["extra"]["trained_on"] == "train"
     # trained on the train part only: fewer ratings than the whole data set
     assert 0 < b.meta["train"]["n_ratings"] < 1464
     assert b.history.nnz == b.meta["train"]["n_ratings"]
@@ -190,7 +194,9 @@ def test_tune_command_writes_a_ready_config(work: Path, tmp_path: Path, monkeypa
     monkeypatch.setenv("MOVIEREC_HOME", str(work / "home"))
     out = tmp_path / "tuned.yaml"
     text = C.tune(work / "exp.yaml", "biases", trials=3, metric="rmse", out=out)
-    assert "tuned biases on the validation part: 3 trials" in text
+    assert "tuned biases on the tuning split (each user's last 5 training ratings)" in text
+    assert ": 3 trials" in text
+    assert re.search(r"check on the validation part \(not used to choose\): rmse \d\.\d{4}", text)
     assert re.search(r"best rmse \d\.\d{4}", text) and f"wrote {out}" in text
     cfg = load_config(out)
     assert set(cfg.models["biases"].params) == {"reg_u", "reg_i"}

@@ -23,7 +23,8 @@ class TestWeightedHybrid(ModelContract):
     def test_sub_models_built_from_plain_params(self, fitted) -> None:
         assert [type(m).__name__ for m in fitted.models_] == ["EASE", "ContentTFIDF"]
         assert fitted.models_[0].l2 == 10.0
-        assert fitted.clone().get_params() == {"models": TWO, "weights": [0.7, 0.3]}
+        want = {"models": TWO, "weights": [0.7, 0.3], "random_state": 0}
+        assert fitted.clone().get_params() == want
 
     def test_blend_is_weighted_min_max(self, fitted) -> None:
         u = 2

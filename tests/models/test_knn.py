@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from contract import ModelContract
+from contract import ModelContract, global_mean_rmse
 
 from movierec.errors import ConfigError
 from movierec.evaluation.metrics import rmse
@@ -44,3 +44,4 @@ def test_ml100k_holdout_rmse(ml100k) -> None:
     m = KNNBaseline().fit(s.train)
     e = rmse(m.predict(s.test.users, s.test.items), s.test.ratings)
     assert 0.90 < e < 0.925, e
+    assert e < global_mean_rmse(s.train, s.test) - 0.15  # the mean predictor: 1.13

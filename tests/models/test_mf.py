@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from contract import N_ITEMS, N_USERS, ModelContract
+from contract import N_ITEMS, N_USERS, ModelContract, global_mean_rmse
 
 from movierec.errors import ConfigError
 from movierec.evaluation.metrics import rmse
@@ -110,12 +110,14 @@ def _rmse(m, split) -> float:
 def test_svd_accuracy_ml100k(holdout, svd100k) -> None:
     # measured 0.9350 (80/20 random holdout, seed 0); Surprise's 5-fold SVD is 0.934
     assert 0.925 <= _rmse(svd100k, holdout) <= 0.945
+    assert _rmse(svd100k, holdout) < global_mean_rmse(holdout.train, holdout.test) - 0.15
     assert np.all(np.diff(svd100k.loss_) < 0)
 
 
-def test_svdpp_accuracy_ml100k(holdout, svdpp100k) -> None:
+def test_svdpp_accuracy_ml100k(holdout, svd100k, svdpp100k) -> None:
     # measured 0.9211; Surprise's 5-fold SVD++ is 0.919
     assert 0.91 <= _rmse(svdpp100k, holdout) <= 0.93
+    assert _rmse(svdpp100k, holdout) < _rmse(svd100k, holdout) - 0.005
 
 
 def test_parallel_mode_close_rmse(holdout, svd100k, svdpp100k, monkeypatch) -> None:

@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -75,7 +74,10 @@ class IdMap:
         missing : {"error", "minus1"}
             Unknown ids raise :class:`UnknownIdError`, or map to -1.
         """
-        arr = np.atleast_1d(np.asarray(raw, dtype=np.int64))
+        try:
+            arr = np.atleast_1d(np.asarray(raw, dtype=np.int64))
+        except OverflowError:
+            raise UnknownIdError(f"unknown id {raw}: ids are 64-bit integers") from None
         pos = np.searchsorted(self.raw, arr)
         pos = np.minimum(pos, max(len(self) - 1, 0))
         ok = (self.raw[pos] == arr) if len(self) else np.zeros(arr.shape, bool)
@@ -296,13 +298,24 @@ class Dataset:
 
 _ARRAYS = ("users", "items", "ratings", "timestamps")
 _TABLES = ("movies", "tags", "links", "user_info")
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
+_CHUNK = 1 << 22
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def save_columnar(ds: Dataset, folder: Path, meta: dict[str, Any]) -> None:
-    """Write ``ds`` as .npy arrays + parquet tables + meta.json, atomically (temp dir, rename)."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
+    """Write ``ds`` as .npy arrays + parquet tables + meta.json (with the sha256 of every
+    file), atomically: a temp dir of this process, renamed into place."""
+    from movierec.atomic import stage_dir
+
+    tmp = stage_dir(folder.parent, ".tmp-")
     try:
         for a in _ARRAYS:
             np.save(tmp / f"{a}.npy", getattr(ds, a), allow_pickle=False)
@@ -321,6 +334,7 @@ def save_columnar(ds: Dataset, folder: Path, meta: dict[str, Any]) -> None:
             "notes": ds.notes,
             "tables": tables,
             **meta,
+            "files": {f.name: _digest(f) for f in sorted(tmp.iterdir())},
         }
         (tmp / "meta.json").write_text(json.dumps(info))
         for f in tmp.iterdir():
@@ -335,10 +349,15 @@ def save_columnar(ds: Dataset, folder: Path, meta: dict[str, Any]) -> None:
 
 
 def load_columnar(folder: Path) -> tuple[Dataset, dict[str, Any]] | None:
-    """Read a folder written by :func:`save_columnar`; None when absent, stale or damaged."""
+    """Read a folder written by :func:`save_columnar`; None when absent, stale or damaged
+    (a file that does not match its checksum)."""
     try:
         meta = json.loads((folder / "meta.json").read_text())
         if meta.get("format") != CACHE_FORMAT:
+            return None
+        files = meta["files"]
+        names = {f.name for f in folder.iterdir()} - {"meta.json"}
+        if names != set(files) or any(_digest(folder / n) != d for n, d in files.items()):
             return None
         arr = {a: np.load(folder / f"{a}.npy", allow_pickle=False) for a in _ARRAYS}
         tables = {t: pl.read_parquet(folder / f"{t}.parquet") for t in meta["tables"]}

@@ -7,7 +7,8 @@ Cache layout (the only place that knows it)::
         ml-10m/ml-10M100K/ratings.dat
         ml-100k-recbole/ml-100k-recbole/ml-100k.inter   the PyPI mirror of ml-100k
         parsed/                       reserved for parsed data (not written here)
-        .tmp-*                        in-flight downloads and extractions, removed on exit
+        .tmp-PID-*                    in-flight downloads and extractions, removed on exit
+                                      (and by the next fetch if that process was killed)
 
 A cache entry appears only through ``os.replace`` of a fully extracted temp folder, so
 ``home()/NAME/FOLDER`` existing means the release is complete.
@@ -23,7 +24,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 import zipfile
@@ -34,7 +34,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from movierec import __version__
-from movierec.errors import FetchError
+from movierec.errors import FetchError, SourceUnreachableError
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -66,7 +66,6 @@ MIRROR_FOLDER = "ml-100k-recbole"
 PIP_TIMEOUT_S = 600.0
 
 _TMP_PREFIX = ".tmp-"
-_STALE_TMP_S = 24 * 3600.0
 _CHUNK = 1 << 20
 _MD5_RE = re.compile(r"(?<![0-9a-fA-F])[0-9a-fA-F]{32}(?![0-9a-fA-F])")
 
@@ -158,7 +157,7 @@ RELEASES: dict[str, Release] = {
 }
 
 
-class _SourceUnavailable(FetchError):
+class _SourceUnavailable(SourceUnreachableError):
     """The source could not be reached or would not serve the file (a mirror may help)."""
 
 
@@ -329,7 +328,10 @@ def fetch(
                 f"could not fetch ml-100k from either source: {primary}; "
                 f"PyPI mirror ({RECBOLE_REQUIREMENT}): {second}"
             )
-            raise FetchError(" ".join(message.split())) from second
+            # pip failing to download counts as unreachable too; a bad wheel does not
+            unreachable = "checksum mismatch" not in str(second)
+            kind = SourceUnreachableError if unreachable else FetchError
+            raise kind(" ".join(message.split())) from second
 
 
 def _fetch_zip(release: Release, base: str, *, progress: bool, timeout: float) -> Path:
@@ -338,7 +340,7 @@ def _fetch_zip(release: Release, base: str, *, progress: bool, timeout: float) -
     md5_text = _get_text(f"{url}.md5", release, timeout)
     expected = _parse_md5(md5_text, release.name)
     fd, tmp_name = tempfile.mkstemp(
-        prefix=f"{_TMP_PREFIX}{release.name}-", suffix=".zip", dir=home()
+        prefix=f"{_TMP_PREFIX}{os.getpid()}-{release.name}-", suffix=".zip", dir=home()
     )
     tmp_zip = Path(tmp_name)
     try:
@@ -457,7 +459,9 @@ def _check_member_path(name: str, release_name: str) -> None:
 
 def _install_zip(zip_path: Path, release: Release) -> Path:
     """Extract a verified zip into a temp folder, then rename it into the cache."""
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{release.name}-", dir=home()))
+    tmp_dir = Path(
+        tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{os.getpid()}-{release.name}-", dir=home())
+    )
     try:
         try:
             with zipfile.ZipFile(zip_path) as archive:
@@ -536,14 +540,11 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _remove_stale_temps() -> None:
-    """Remove temp files and folders left by a process that was killed mid-fetch."""
-    cutoff = time.time() - _STALE_TMP_S
-    for path in home().glob(f"{_TMP_PREFIX}*"):
-        try:
-            if path.lstat().st_mtime < cutoff:
-                _remove(path)
-        except OSError:
-            pass
+    """Remove temp files and folders left by a process that was killed mid-fetch (its pid
+    is gone, or they were not touched for an hour)."""
+    from movierec.atomic import clean_stale
+
+    clean_stale(home(), _TMP_PREFIX)
 
 
 # ---------------------------------------------------------------------------- mirror
@@ -593,7 +594,9 @@ def _sha256(path: Path) -> str:
 
 def _fetch_mirror(*, timeout: float) -> Path:
     """Get ml-100k from the pinned recbole wheel on PyPI into the cache."""
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{MIRROR_FOLDER}-", dir=home()))
+    tmp_dir = Path(
+        tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{os.getpid()}-{MIRROR_FOLDER}-", dir=home())
+    )
     try:
         download_dir = tmp_dir / "wheel"
         download_dir.mkdir()

@@ -30,7 +30,6 @@ import contextlib
 import math
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +38,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from movierec.atomic import stage_dir
 from movierec.errors import DataError
 from movierec.kernels import synth as _k
 
@@ -306,6 +306,7 @@ def generate(
     progress: bool = False,
     *,
     order: str = "movieId",
+    force: bool = False,
 ) -> dict[str, Any]:
     """Write a synthetic MovieLens-shaped data set in the ml-25m CSV layout.
 
@@ -327,6 +328,9 @@ def generate(
     order : {"movieId", "timestamp"}, default "movieId"
         Order of a user's rows in ``ratings.csv``: by movieId, as in the real releases,
         or ``"timestamp"`` (each user's history in time order).
+    force : bool, default False
+        Write into ``out`` even when it already holds files (the four CSV files are
+        replaced); without it a non-empty ``out`` is refused.
 
     Returns
     -------
@@ -338,7 +342,8 @@ def generate(
     Raises
     ------
     DataError
-        Unknown ``like``, ``scale`` <= 0, negative ``seed``, bad ``order`` or an
+        Unknown ``like``, ``scale`` <= 0, negative ``seed``, bad ``order``, a non-empty
+        ``out`` without ``force``, a size beyond this machine's memory or disk, or an
         unwritable ``out``.
     """
     t_start = time.perf_counter()
@@ -357,6 +362,12 @@ def generate(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise DataError(f"output path {out} exists and is not a folder: choose another --out")
+    if not force and out.is_dir() and any(out.iterdir()):
+        raise DataError(
+            f"{out} is not empty: choose a new --out, or pass --force to replace its "
+            "ratings.csv, movies.csv, tags.csv and links.csv"
+        )
+    _check_size(like, scale_f, out)
 
     with _Steps(progress) as steps:
         steps.step("planning catalogue and users")
@@ -457,6 +468,44 @@ class _Plan:
             },
             "time_range": [self.t0, self.t1],
         }
+
+
+_BYTES_PER_RATING = 48  # peak memory while generating (measured about 30)
+_BYTES_PER_ENTITY = 400  # factors, biases and tables per user or movie
+_CSV_BYTES_PER_RATING = 30
+
+
+def _gb(n: float) -> str:
+    return f"{n / 1e9:,.1f} GB"
+
+
+def _check_size(like: str, scale: float, out: Path) -> None:
+    """Refuse, before any work, a size that cannot fit in memory or on the target disk."""
+    u0, m0, r0 = SHAPES[like]
+    n_ratings, n_ent = r0 * scale, (u0 + _PROFILES[like].listed) * scale
+    need = _BYTES_PER_RATING * n_ratings + _BYTES_PER_ENTITY * n_ent
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        ram = None
+    if ram and need > ram:
+        raise DataError(
+            f"--like {like} --scale {scale:g} means about {n_ratings:,.0f} ratings and needs "
+            f"about {_gb(need)} of memory; this machine has {_gb(ram)}: use a smaller --scale"
+        )
+    disk = out
+    while not disk.exists() and disk != disk.parent:
+        disk = disk.parent
+    try:
+        free = shutil.disk_usage(disk).free
+    except OSError:
+        return
+    csv = _CSV_BYTES_PER_RATING * n_ratings
+    if csv > free:
+        raise DataError(
+            f"--like {like} --scale {scale:g} writes about {_gb(csv)}; {disk} has {_gb(free)} "
+            "free: use a smaller --scale or another --out"
+        )
 
 
 def _decimal_year(t: np.ndarray | float) -> np.ndarray:
@@ -1101,8 +1150,7 @@ def _write_all(
     ids = plan.movie_ids
 
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.synth-", dir=out.parent))
+        tmp = stage_dir(out.parent, f".{out.name}.synth-")
     except OSError as exc:
         raise DataError(f"cannot write to {out}: {exc}") from exc
     try:
@@ -1145,9 +1193,15 @@ def _write_all(
         for name in names:
             with open(tmp / name, "rb+") as fh:
                 os.fsync(fh.fileno())
-        out.mkdir(parents=True, exist_ok=True)
-        for name in names:
-            os.replace(tmp / name, out / name)
+        if out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        if not out.exists():
+            # a new folder appears whole: a killed run leaves no partial release behind
+            tmp.chmod(0o755)
+            os.replace(tmp, out)
+        else:
+            for name in names:
+                os.replace(tmp / name, out / name)
         with contextlib.suppress(OSError):
             fd = os.open(out, os.O_RDONLY)
             try:

@@ -1,10 +1,9 @@
-"""Analysis of per-user results: mean and standard error, activity buckets, paired
-significance tests and learning curves."""
+"""Analysis of per-user results: mean and standard error, activity buckets and paired
+significance tests (learning curves are in :mod:`movierec.evaluation.curves`)."""
 
 from __future__ import annotations
 
 import math
-import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -12,11 +11,10 @@ import polars as pl
 from scipy import stats
 
 from movierec.errors import ConfigError
+from movierec.tables import text_table
 
 if TYPE_CHECKING:
     from movierec.evaluation.evaluator import EvalResult
-    from movierec.models.base import Recommender
-    from movierec.split import Split
 
 BUCKETS = ("cold", "medium", "warm")
 
@@ -106,6 +104,25 @@ def paired_test(a: Any, b: Any) -> dict[str, float]:
     return out
 
 
+def holm(pvalues: Any) -> np.ndarray:
+    """Holm's step-down adjustment of p-values for several comparisons (family-wise error).
+
+    The i-th smallest of m p-values becomes ``max_{j <= i} min(1, (m - j + 1) p_(j))``;
+    rejecting where the adjusted p < alpha keeps the chance of any false rejection below
+    alpha. NaN p-values stay NaN and do not count in m.
+    """
+    p = np.asarray(pvalues, dtype=np.float64).ravel()
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    m = ok.size
+    if m == 0:
+        return out
+    order = ok[np.argsort(p[ok], kind="stable")]
+    adj = np.minimum(1.0, (m - np.arange(m)) * p[order])
+    out[order] = np.maximum.accumulate(adj)
+    return out
+
+
 def _fmt(v: float, digits: int = 4) -> str:
     return "nan" if v is None or not math.isfinite(v) else f"{v:.{digits}f}"
 
@@ -131,82 +148,5 @@ def format_buckets(result: EvalResult, metric: str | None = None) -> str:
 
 
 def _align(rows: list[list[str]]) -> str:
-    widths = [max(len(r[j]) for r in rows) for j in range(len(rows[0]))]
-    lines = []
-    for n, r in enumerate(rows):
-        cells = [r[0].ljust(widths[0])] + [
-            c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True)
-        ]
-        lines.append("  ".join(cells).rstrip())
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def learning_curve(
-    model: Recommender,
-    split: Split,
-    sizes: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
-    metric: str = "ndcg@10",
-    seed: int = 0,
-    threshold: float = 4.0,
-    batch_size: int = 2048,
-) -> pl.DataFrame:
-    """Train on growing random subsets of the training ratings and score train and validation.
-
-    The subsets are nested: one permutation of the training ratings (seeded by ``seed``)
-    and the first ``size * n`` of them. For each size, an unfitted clone of ``model`` is
-    fitted on the subset; ``train_<metric>`` scores its lists against the subset's own
-    relevant ratings WITHOUT excluding them (how well it fits what it saw), and
-    ``validation_<metric>`` against the validation part, excluding every item of the full
-    training part (the same candidate set at every size). Users absent from a small subset
-    are served by the model's fallback and still counted.
-
-    Returns
-    -------
-    polars DataFrame with size, n_ratings, train_<metric>, train_<metric>_se,
-    validation_<metric>, validation_<metric>_se, fit_s.
-    """
-    from movierec.evaluation.evaluator import ACCURACY, evaluate_model
-
-    name, _, ks = metric.partition("@")
-    if not ks.isdigit() or int(ks) < 1:
-        raise ConfigError(f"metric must look like 'ndcg@10', got {metric!r}")
-    k = int(ks)
-    if name not in ACCURACY:
-        raise ConfigError(f"unknown metric {name!r} in {metric!r}; choose one of {ACCURACY}")
-    if split.validation.n_ratings == 0:
-        raise ConfigError("the split has no validation ratings; use one with n_val >= 1")
-    sizes = tuple(float(s) for s in sizes)
-    if any(not 0 < s <= 1 for s in sizes):
-        raise ConfigError(f"sizes must lie in (0, 1], got {sizes}")
-    train = split.train
-    perm = np.random.default_rng(seed).permutation(train.n_ratings)
-    rows = []
-    for s in sizes:
-        n = max(1, int(round(s * train.n_ratings)))
-        sub = train.subset(np.sort(perm[:n]), name=f"{train.name}[{s:g}]")
-        m = model.clone()
-        t0 = time.perf_counter()
-        m.fit(sub)
-        fit_s = time.perf_counter() - t0
-        row: dict[str, Any] = {"size": s, "n_ratings": n}
-        for label, target, exclude in (
-            ("train", sub, None),
-            ("validation", split.validation, train),
-        ):
-            per_user, _ = evaluate_model(
-                m,
-                target,
-                history=sub,
-                exclude=exclude,
-                k=(k,),
-                threshold=threshold,
-                batch_size=batch_size,
-            )
-            mean, se = mean_se(per_user[metric].to_numpy()) if per_user.height else (np.nan,) * 2
-            row[f"{label}_{metric}"] = mean
-            row[f"{label}_{metric}_se"] = se
-        row["fit_s"] = fit_s
-        rows.append(row)
-    return pl.DataFrame(rows)
+    """rows[0] is the header; the first column left-aligned, the others right-aligned."""
+    return text_table(rows[1:], rows[0], right=range(1, len(rows[0])))

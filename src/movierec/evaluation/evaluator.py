@@ -4,8 +4,10 @@ Every user with at least one relevant rating (rating >= threshold) in the evalua
 is evaluated: a block of users is scored at once over all items, the user's training
 items are excluded, and the one top-K kernel picks each list. Relevant items that never
 appear in training stay in the relevant set (no model can find them). Users without
-training history are served by the model's fallback and counted (``users_fallback``), or
-skipped and counted (``unknown="skip"``), never silently dropped.
+training history, or whose training ratings give the model no signal (all below a
+thresholding model's ``threshold``: ``Recommender.known_users``), are served by the model's
+fallback and counted (``users_fallback``), or skipped and counted (``unknown="skip"``),
+never silently dropped.
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ from movierec.data.dataset import Dataset, IdMap
 from movierec.errors import ConfigError
 from movierec.evaluation import metrics as M
 from movierec.evaluation.analysis import (
-    _align,
     _fmt,
     bucket_labels,
     bucket_table,
@@ -39,6 +40,7 @@ from movierec.evaluation.analysis import (
 from movierec.kernels.topk import topk_rows
 from movierec.models.base import Recommender
 from movierec.split import Split
+from movierec.tables import text_table
 
 __all__ = [
     "ACCURACY",
@@ -53,10 +55,7 @@ __all__ = [
     "top_k_lists",
 ]
 
-#: Per-user accuracy metrics, computed at every K.
-ACCURACY = ("precision", "recall", "ndcg", "map", "mrr", "hit")
-#: Catalogue-level metrics over all evaluated users' lists, at every K.
-BEYOND = ("coverage", "avg_popularity", "novelty", "diversity", "gini")
+ACCURACY, BEYOND = M.ACCURACY, M.BEYOND
 UNKNOWN = ("fallback", "skip", "error")
 
 Progress = Callable[[str, int, int], None]
@@ -117,9 +116,7 @@ class EvalResult:
         if bad:
             raise ConfigError(f"unknown metric(s) {bad}; available: {sorted(known)}")
         first = metrics[0]
-        lower_better = first in ("rmse", "mae", "avg_popularity") or first.startswith(
-            ("avg_popularity@", "gini@")
-        )
+        lower_better = M.lower_is_better(first)
 
         def key(label: str) -> float:
             v = self.summary[label].get(first, float("nan"))
@@ -127,7 +124,7 @@ class EvalResult:
                 return math.inf
             return v if lower_better else -v
 
-        rows = [["model", *metrics, "users", "fallback", "fit_s"]]
+        rows = []
         for label in sorted(self.summary, key=key):
             s = self.summary[label]
             cells = [label]
@@ -140,7 +137,8 @@ class EvalResult:
                 _fmt(s["fit_s"], 2),
             ]
             rows.append(cells)
-        return _align(rows)
+        head = ["model", *metrics, "users", "fallback", "fit_s"]
+        return text_table(rows, head, right=range(1, len(head)))
 
     def buckets(self, metric: str = "ndcg@10") -> pl.DataFrame:
         """Model x activity bucket: mean, se and number of users of ``metric``."""

@@ -24,7 +24,26 @@ from __future__ import annotations
 
 import numpy as np
 
-from movierec.kernels.rankmetrics import hit_gains, list_jaccard_distance
+#: Per-user accuracy metrics of a top-K list, computed at every K ("ndcg@10").
+ACCURACY = ("precision", "recall", "ndcg", "map", "mrr", "hit")
+#: Catalogue-level metrics over all evaluated users' lists, at every K ("coverage@10").
+BEYOND = ("coverage", "avg_popularity", "novelty", "diversity", "gini")
+#: Rating-prediction errors (no K).
+RATING_METRICS = ("rmse", "mae")
+#: Metrics where a smaller value is better; every other metric is better larger.
+LOWER_IS_BETTER = (*RATING_METRICS, "gini", "avg_popularity")
+
+
+def lower_is_better(metric: str) -> bool:
+    """True when a smaller value of ``metric`` ("rmse", "gini@10", "ndcg@10_se"...) is better.
+
+    Smaller is better for the rating errors (rmse, mae), for the Gini index of exposure
+    (``gini@K``: 0 when every item is recommended equally often, towards 1 when a few items
+    get all the exposure) and for the mean popularity of the recommended items
+    (``avg_popularity@K``: lower means less popularity bias, the counterpart of novelty).
+    Accuracy, coverage, novelty and diversity are better larger.
+    """
+    return metric.split("@")[0] in LOWER_IS_BETTER
 
 
 def rmse(pred: np.ndarray, truth: np.ndarray) -> float:
@@ -72,6 +91,8 @@ def hit_matrix(
         if rel_gains is None
         else np.ascontiguousarray(rel_gains, dtype=np.float64)
     )
+    from movierec.kernels.rankmetrics import hit_gains  # numba, loaded when first needed
+
     return hit_gains(rec, ip, ix, g)
 
 
@@ -214,6 +235,8 @@ def intra_list_diversity(rec: np.ndarray, masks: np.ndarray) -> np.ndarray:
     m = np.ascontiguousarray(masks, dtype=np.uint64)
     if m.ndim == 1:
         m = m[:, None]
+    from movierec.kernels.rankmetrics import list_jaccard_distance
+
     return list_jaccard_distance(rec, m)
 
 

@@ -13,6 +13,7 @@ from movierec.errors import ConfigError
 from movierec.evaluation.metrics import mae, rmse
 from movierec.models.base import Recommender
 from movierec.split import Split, kfold
+from movierec.tables import text_table
 
 
 def _check_models(models: Mapping[str, Recommender]) -> None:
@@ -144,13 +145,4 @@ def format_table(results: Mapping[str, Mapping[str, Any]]) -> str:
             ]
             for label, r in results.items()
         ]
-    widths = [max(len(h), *(len(row[c]) for row in rows)) for c, h in enumerate(head)]
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(
-            c.ljust(w) if j == 0 else c.rjust(w)
-            for j, (c, w) in enumerate(zip(cells, widths, strict=True))
-        ).rstrip()
-
-    sep = "  ".join("-" * w for w in widths)
-    return "\n".join([line(head), sep, *(line(r) for r in rows)])
+    return text_table(rows, head, right=range(1, len(head)))

@@ -16,10 +16,8 @@ message. Raw MovieLens ids are used throughout (``--user 42`` is userId 42).
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -29,13 +27,14 @@ import polars as pl
 
 import movierec
 from movierec.artifacts import Bundle, load_bundle, save
-from movierec.atomic import write_table
-from movierec.errors import ArtifactError, ConfigError, UnknownIdError
-from movierec.experiment.config import RATING_METRICS, load_config
+from movierec.atomic import write_table, write_text
+from movierec.data import search
+from movierec.errors import ArtifactError, ConfigError
+from movierec.evaluation.metrics import lower_is_better
+from movierec.experiment.config import load_config
+from movierec.tables import text_table
 
 EXPORT_FORMATS = ("csv", "parquet")
-_ARTICLES = ("the", "a", "an", "les", "la", "le", "l'", "il", "el", "das", "der", "die")
-_YEAR = re.compile(r"^(?P<title>.*?)\s*\((?P<year>\d{4})\)\s*$")
 
 
 # -- formatting -------------------------------------------------------------------------------
@@ -59,103 +58,17 @@ def _need_items(b: Bundle, path: Path) -> pl.DataFrame:
 
 
 def _table(rows: list[list[str]], right: set[int] = frozenset()) -> list[str]:  # type: ignore[assignment]
-    if not rows:
-        return []
-    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
-    out = []
-    for r in rows:
-        cells = [
-            r[c].rjust(widths[c]) if c in right else r[c].ljust(widths[c]) for c in range(len(r))
-        ]
-        out.append("  " + "  ".join(cells).rstrip())
-    return out
+    return text_table(rows, right=right, indent=2).splitlines() if rows else []
 
 
 # -- title lookup -----------------------------------------------------------------------------
-def _normalize(title: str) -> str:
-    t = title.lower().strip()
-    # MovieLens writes "Godfather, The": compare as "the godfather"
-    m = re.match(r"^(.*),\s*(" + "|".join(re.escape(a) for a in _ARTICLES) + r")$", t)
-    if m:
-        t = f"{m[2]} {m[1]}"
-    t = re.sub(r"[^\w\s]", " ", t)
-    return " ".join(t.split())
-
-
 def find_movie(b: Bundle, movie: str | int) -> int:
-    """Dense index of a movie given by raw id or (fuzzy) title.
-
-    Exact title matches win (``"toy story"`` is Toy Story, not Toy Story 2); a year in
-    parentheses narrows them; otherwise a unique title containing the query is taken.
-    Several matches raise :class:`ConfigError` listing them; none raises
-    :class:`UnknownIdError` with the closest titles.
-    """
-    items = b.items
-    assert items is not None
-    text = str(movie).strip()
-    if not text:
-        raise ConfigError("give a movie id or title")
-    if text.isdigit() and b.item_map is not None:
-        pos = b.item_map.index(int(text), missing="minus1")[0]
-        if pos >= 0:
-            return int(pos)
-    m = _YEAR.match(text)
-    query, year = (m["title"], int(m["year"])) if m else (text, None)
-    q = _normalize(query)
-    titles = [_normalize(t or "") for t in items["title"].to_list()]
-    years = items["year"].to_list()
-
-    def ok_year(j: int) -> bool:
-        return year is None or years[j] == year
-
-    exact = [j for j, t in enumerate(titles) if t == q and ok_year(j)]
-    if len(exact) == 1:
-        return exact[0]
-    cands = exact or [j for j, t in enumerate(titles) if q and q in t and ok_year(j)]
-    if len(cands) == 1:
-        return cands[0]
-    if cands:
-        counts = getattr(b.model, "item_count_", None)
-        if counts is not None:
-            cands.sort(key=lambda j: -int(counts[j]))
-        shown = ", ".join(f"{_movie_label(items, j)} [id {items['item'][j]}]" for j in cands[:8])
-        more = f" and {len(cands) - 8} more" if len(cands) > 8 else ""
-        raise ConfigError(
-            f"{text!r} matches {len(cands)} movies: {shown}{more}; give the year, e.g. "
-            f'"{_movie_label(items, cands[0])}", or the movie id'
-        )
-    by_norm: dict[str, int] = {}
-    for j, t in enumerate(titles):
-        by_norm.setdefault(t, j)
-    close = difflib.get_close_matches(q, list(by_norm), n=5, cutoff=0.6)
-    hint = (
-        "; did you mean: "
-        + ", ".join(
-            f"{_movie_label(items, by_norm[c])} [id {items['item'][by_norm[c]]}]" for c in close
-        )
-        if close
-        else ""
+    """Dense index of a movie given by raw id or (fuzzy) title (see
+    :func:`movierec.data.search.find_movie`; ties listed most rated first)."""
+    assert b.items is not None
+    return search.find_movie(
+        b.items, movie, item_map=b.item_map, popularity=getattr(b.model, "item_count_", None)
     )
-    raise UnknownIdError(f"no movie matches {text!r}{hint}")
-
-
-# -- explanations -----------------------------------------------------------------------------
-def _because(model: Any, recs: np.ndarray, liked: np.ndarray) -> list[int | None]:
-    """For each recommended item, the liked item most similar to it (None if no signal)."""
-    if liked.size == 0 or recs.size == 0:
-        return [None] * recs.size
-    try:
-        sims = np.asarray(model._similar_scores(recs.astype(np.int64)))
-    except (ConfigError, NotImplementedError, AttributeError):
-        return [None] * recs.size
-    if hasattr(sims, "toarray"):
-        sims = sims.toarray()
-    sub = np.asarray(sims)[:, liked]
-    best = np.argmax(sub, axis=1)
-    return [
-        int(liked[b]) if np.isfinite(sub[r, b]) and sub[r, b] > 0 else None
-        for r, b in enumerate(best)
-    ]
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -164,47 +77,84 @@ def train(
     model: str,
     out: str | os.PathLike,
     overrides: list[str] | None = None,
+    on: str = "all",
+    feedback: str | None = None,
+    engine: str = "local",
+    master: str | None = None,
 ) -> str:
-    """``movierec train --config FILE --model LABEL --out DIR [--set key=value ...]``.
+    """``movierec train --config FILE --model LABEL --out DIR [--on all|train] [--feedback URL]``.
 
-    Fits the model labelled ``model`` in the config on the split's training part and
-    saves it with the training data (raw ids, titles, ratings) as an artifact in ``out``.
+    Fits the model labelled ``model`` in the config on every rating of the data set
+    (``on="all"``, for serving) or on the split's training part (``on="train"``, which
+    also reports the validation RMSE of rating models), and saves it with the training
+    data (raw ids, titles, ratings) as an artifact in ``out``; ``trained_on`` is recorded
+    in the artifact's extra. With ``feedback`` (a feedback store URL), the stored user
+    ratings are merged into the data first (see :func:`movierec.serving.store.merge_feedback`).
+    ``engine="spark"`` trains als / ials with Spark MLlib on ``master`` instead (see
+    :mod:`movierec.spark`) and saves the same kind of artifact.
     """
     from movierec.evaluation.metrics import rmse
     from movierec.experiment.tracking import Tracker
 
+    if on not in ("all", "train"):
+        raise ConfigError(f"unknown --on {on!r}; choose all (serving) or train (the split's part)")
+    if engine not in ("local", "spark"):
+        raise ConfigError(f"unknown --engine {engine!r}; choose local or spark")
     cfg = load_config(config, overrides)
+    if engine == "spark":
+        if feedback is not None:
+            raise ConfigError("--feedback works with --engine local only")
+        from movierec.spark.run import train as spark_train  # needs the `spark` extra
+
+        return spark_train(cfg, model, out, master=master, on=on)
     spec = cfg.spec(model)
     ds = cfg.load_dataset()
-    split = cfg.make_split(ds)
+    note: dict[str, Any] | None = None
+    if feedback is not None:
+        from movierec.serving.store import merge_feedback
+
+        ds, note = merge_feedback(ds, feedback)
+    split = cfg.make_split(ds) if on == "train" else None
+    data = split.train if split is not None else ds
     m = cfg.build_model(model)
     t0 = time.perf_counter()
-    m.fit(split.train)
+    m.fit(data)
     fit_s = time.perf_counter() - t0
     metrics: dict[str, float] = {}
-    if m.rating_model and split.validation.n_ratings:
+    if split is not None and m.rating_model and split.validation.n_ratings:
         v = split.validation
         metrics["validation_rmse"] = rmse(m.predict(v.users, v.items), v.ratings)
     extra = {
         "label": model,
         "config": cfg.model_dump(mode="json"),
-        "split": {"kind": split.kind, "params": split.params},
+        "trained_on": on,
+        "split": None if split is None else {"kind": split.kind, "params": split.params},
         "fit_s": fit_s,
         "metrics": metrics,
     }
-    path = save(m, out, train=split.train, extra=extra)
+    if note is not None:
+        extra["feedback"] = note
+    path = save(m, out, train=data, extra=extra)
     Tracker.from_config(cfg).log_model_run(
         f"train-{model}",
         params={"model": spec.model, **m.get_params()},
         metrics=metrics,
         timings={"fit": fit_s},
-        tags={"dataset": ds.label, "split": split.kind},
+        tags={"dataset": ds.label, "split": split.kind if split else "none", "trained_on": on},
     )
-    lines = [
-        f"trained {model} ({type(m).__name__}) on {ds.label}, {split.kind} train part: "
-        f"{split.train.n_ratings:,} ratings, {split.train.n_users:,} users, "
-        f"{split.train.n_items:,} movies in {fit_s:.1f} s",
-    ]
+    part = f"{split.kind} train part" if split is not None else "all ratings"
+    lines = []
+    if note is not None:
+        lines.append(
+            f"merged feedback from {note['store']}: {note['merged']:,} of {note['rows']:,} "
+            f"stored ratings ({note['new_users']:,} new users, {note['replaced']:,} replaced "
+            f"older ratings); {note['dropped_unknown_movies']:,} dropped for unknown movies"
+        )
+    lines.append(
+        f"trained {model} ({type(m).__name__}) on {ds.label}, {part} (trained_on={on}): "
+        f"{data.n_ratings:,} ratings, {data.n_users:,} users, "
+        f"{data.n_items:,} movies in {fit_s:.1f} s"
+    )
     if metrics:
         lines.append(f"validation RMSE {metrics['validation_rmse']:.4f}")
     lines.append(f"saved to {path}")
@@ -248,15 +198,14 @@ def recommend(artifact: str | os.PathLike, user: int, k: int = 10, history: int 
     recs, scores = recs[0], scores[0]
     keep = recs >= 0
     recs, scores = recs[keep], scores[keep]
-    liked = rated[ratings >= max(float(ratings.mean()), 3.5)] if rated.size else rated
-    why = _because(m, recs, liked.astype(np.int64))
+    why = m.explain(rated, ratings, recs, n=1)
     lines.append(f"top {recs.size} for user {user} ({name}):")
     rows = []
     for n, (i, s, w) in enumerate(zip(recs, scores, why, strict=True), 1):
         reason = ""
-        if w is not None:
-            r = ratings[np.searchsorted(rated, w)]
-            reason = f"because you rated {_movie_label(items, w)} {r:.1f}"
+        if w:
+            r = ratings[np.searchsorted(rated, w[0])]
+            reason = f"because you rated {_movie_label(items, w[0])} {r:.1f}"
         rows.append([f"{n}.", _movie_label(items, i), _genres(items, i), f"{s:.3f}", reason])
     lines += _table(rows, right={0, 3})
     return "\n".join(lines)
@@ -405,9 +354,7 @@ def export(
     }
     write_table(pl.DataFrame(users), out_dir / f"users.{format}", format)
     write_table(pl.DataFrame(its), out_dir / f"items.{format}", format)
-    tmp = out_dir / ".metadata.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp, out_dir / "metadata.json")
+    write_text(out_dir / "metadata.json", json.dumps(meta, indent=1))
     return (
         f"exported {nu:,} users and {ni:,} movies ({n_f} factors"
         f"{', with biases' if 'bias' in users else ''}) to {out_dir}: "
@@ -430,7 +377,8 @@ def tune(
     """``movierec tune --config F --model LABEL [--trials 30] [--metric ndcg@10|rmse]
     [--sampler tpe|grid] [--folds N] [--seed S] [--out FILE] [--timeout SEC] [--set k=v]``.
 
-    Searches the params of the model labelled ``model`` on the validation part and
+    Searches the params of the model labelled ``model`` on the tuning split of the training
+    part (each user's last ``tuning.n_tune`` training ratings), checks them on validation and
     writes the config with the best params to ``out`` (default ``<config>-<label>-tuned.yaml``
     next to the config).
     """
@@ -460,7 +408,7 @@ def tune(
     states = [t.state for t in study.trials]
     n_done = states.count(optuna.trial.TrialState.COMPLETE)
     n_pruned = states.count(optuna.trial.TrialState.PRUNED)
-    where = f"{folds}-fold CV on the training part" if folds else "the validation part"
+    where = study.user_attrs["objective"]
     lines = [
         f"tuned {model} on {where}: {len(states)} trials ({n_done} complete, {n_pruned} pruned) "
         f"in {took:.0f} s, {sampler} sampler",
@@ -469,9 +417,16 @@ def tune(
     default = study.user_attrs.get("default_value")
     if default is not None:
         better = (
-            default - study.best_value if metric in RATING_METRICS else study.best_value - default
+            default - study.best_value if lower_is_better(metric) else study.best_value - default
         )
         lines.append(f"the config's params scored {default:.4f} (improvement {better:+.4f})")
+    if "validation_tuned" in study.user_attrs:
+        d = study.user_attrs.get("validation_default")
+        was = "" if d is None else f" (the config's params {d:.4f})"
+        lines.append(
+            f"check on the validation part (not used to choose): {metric} "
+            f"{study.user_attrs['validation_tuned']:.4f}{was}"
+        )
     if study.user_attrs.get("ignored_params"):
         lines.append(
             f"ignored (not params of the model): {', '.join(study.user_attrs['ignored_params'])}"

@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -32,11 +31,12 @@ from pydantic import (
     model_validator,
 )
 
-from movierec.errors import ConfigError, DataError, FetchError, MovierecError
+from movierec.atomic import write_text
+from movierec.errors import ConfigError, DataError, MovierecError, SourceUnreachableError
+from movierec.evaluation.metrics import RATING_METRICS
 
 _STRICT = ConfigDict(extra="forbid", validate_assignment=False)
 _METRIC = re.compile(r"^(?P<name>[a-z_]+)(@(?P<k>\d+))?$")
-RATING_METRICS = ("rmse", "mae")
 
 
 class _Strict(BaseModel):
@@ -76,6 +76,39 @@ SPLIT_KINDS = ("temporal_per_user", "temporal_global", "random_holdout")
 
 
 # -- models -----------------------------------------------------------------------------------
+_SCALAR_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
+
+
+def check_param_types(model: str, params: dict[str, Any]) -> None:
+    """Params annotated as plain scalars (``int``, ``float | None``, ...) must be given as
+    such: YAML ``true`` for ``n_factors`` or ``"abc"`` for ``l2`` is a ConfigError."""
+    import inspect
+
+    from movierec.models import model_class
+
+    sig = inspect.signature(model_class(model).__init__)
+    for name, v in params.items():
+        p = sig.parameters.get(name)
+        if p is None or not isinstance(p.annotation, str):
+            continue
+        kinds = [t.strip() for t in p.annotation.split("|")]
+        if not all(k in _SCALAR_TYPES or k == "None" for k in kinds):
+            continue
+        if v is None and "None" in kinds:
+            continue
+        ok = any(
+            isinstance(v, _SCALAR_TYPES[k]) and (k == "bool" or not isinstance(v, bool))
+            for k in kinds
+            if k != "None"
+        )
+        if not ok:
+            want = " or ".join({"int": "an integer", "float": "a number"}.get(k, k) for k in kinds)
+            hint = (
+                "; write numbers without quotes, e.g. 0.5 or 1.0e+3" if isinstance(v, str) else ""
+            )
+            raise ConfigError(f"params.{name}: expected {want}, got {v!r}{hint}")
+
+
 class ModelSpec(_Strict):
     """One model of the experiment under a label.
 
@@ -90,7 +123,7 @@ class ModelSpec(_Strict):
         dependency (e.g. torch for ``ncf``) is not installed.
     search : dict, optional
         A search space for ``movierec tune`` replacing the built-in one (same format as
-        :data:`movierec.experiment.tuning.SEARCH_SPACES`).
+        the model class's ``search_space``, see :mod:`movierec.experiment.tuning`).
     """
 
     model: str
@@ -120,8 +153,13 @@ class ModelSpec(_Strict):
                     f"@params.{name}@unknown parameter of {self.model}; valid: {', '.join(valid)}"
                 )
         try:
-            make_model(self.model, **self.params)
+            check_param_types(self.model, self.params)
         except ConfigError as e:
+            sub, _, msg = str(e).partition(": ")
+            raise ValueError(f"@{sub}@{msg}") from None
+        try:
+            make_model(self.model, **self.params)
+        except (ConfigError, TypeError, ValueError) as e:
             raise ValueError(f"@params@{e}") from None
         return self
 
@@ -185,6 +223,76 @@ class TrackingConfig(_Strict):
     experiment: str = "movierec"
 
 
+class ModelTuning(_Strict):
+    """Per-model overrides of the ``tuning:`` defaults."""
+
+    trials: int | None = Field(None, ge=1)
+    time_budget_s: float | None = Field(None, gt=0)
+    metric: str | None = None
+
+
+class TuningConfig(_Strict):
+    """Tune models before ``compare`` fits them, on a tuning split inside the training part.
+
+    The tuning split holds out each user's last ``n_tune`` training ratings (the ratings
+    just before her validation ones); a model is fitted on the rest of the training part
+    and scored there, so neither validation nor test ratings take part in the choice.
+
+    Attributes
+    ----------
+    enabled : bool
+        Tune in ``compare`` (``movierec tune`` uses the other keys either way).
+    models : list of labels, or label -> {trials, time_budget_s, metric}, optional
+        Which models; None tunes every model that has a search space.
+    trials : int
+        Trials per model (Optuna TPE, seeded by ``seed``).
+    time_budget_s : float, optional
+        Seconds for all models together; what one model leaves unused goes to the next.
+    model_time_budget_s : float, optional
+        Seconds per model (each stops at the smaller of this and its share of the total).
+    metric : str, optional
+        Objective; default ``metrics.primary``.
+    n_tune, min_train : int
+        Tuning split: each user's last ``n_tune`` training ratings, for users who keep at
+        least ``min_train`` ratings to fit on.
+    """
+
+    enabled: bool = False
+    models: dict[str, ModelTuning | None] | None = None
+    trials: int = Field(20, ge=1)
+    time_budget_s: float | None = Field(None, gt=0)
+    model_time_budget_s: float | None = Field(None, gt=0)
+    metric: str | None = None
+    n_tune: int = Field(5, ge=1)
+    min_train: int = Field(5, ge=1)
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _list_of_labels(cls, v: Any) -> Any:
+        # `models: [ials, ease]` means those labels with the section's defaults
+        return dict.fromkeys(v) if isinstance(v, list | tuple) else v
+
+    @model_validator(mode="after")
+    def _metrics(self) -> TuningConfig:
+        per = self.models.values() if self.models else []
+        for m in [self.metric, *(s.metric for s in per if s is not None)]:
+            if m is None:
+                continue
+            g = _METRIC.match(m)
+            if not g or (g["k"] is None and g["name"] not in RATING_METRICS):
+                raise ValueError(f"metric {m!r} must be rmse, mae or look like 'ndcg@10'")
+        return self
+
+    def per_model(self, label: str) -> ModelTuning:
+        """The settings for ``label`` with the section's defaults filled in."""
+        own = (self.models or {}).get(label) or ModelTuning()
+        return ModelTuning(
+            trials=own.trials or self.trials,
+            time_budget_s=own.time_budget_s or self.model_time_budget_s,
+            metric=own.metric or self.metric,
+        )
+
+
 class ExperimentConfig(_Strict):
     """A whole experiment: data, split, models, metrics and where results go."""
 
@@ -198,7 +306,12 @@ class ExperimentConfig(_Strict):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     learning_curve: LearningCurveConfig = Field(default_factory=LearningCurveConfig)
     buckets: tuple[int, int] = (20, 100)
+    #: compare: refit every model on train + validation before the test evaluation (the
+    #: validation ratings are then history); False tests the models fitted on train only,
+    #: with validation items still excluded from each user's candidates
+    refit: bool = True
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    tuning: TuningConfig = Field(default_factory=TuningConfig)
 
     @field_validator("models", mode="before")
     @classmethod
@@ -213,6 +326,37 @@ class ExperimentConfig(_Strict):
                 out[label] = spec
             return out
         return v
+
+    @model_validator(mode="after")
+    def _tuning_models(self, info: ValidationInfo) -> ExperimentConfig:
+        tm = self.tuning.models
+        if tm is None:
+            return self
+        for label in tm:
+            if label not in self.models:
+                raise ValueError(
+                    f"@tuning.models@{label!r} is not a model label; have: {', '.join(self.models)}"
+                )
+        if not (info.context or {}).get("check_models", True):
+            return self
+        from movierec.models import model_class
+
+        for label in tm:
+            spec = self.models[label]
+            if not spec.available():
+                continue
+            cls = model_class(spec.model)
+            if not (spec.search or cls.search_space):
+                raise ValueError(
+                    f"@tuning.models@{label} ({spec.model}) has no search space; "
+                    f"add `search:` under models.{label}"
+                )
+            metric = self.tuning.per_model(label).metric or self.metrics.primary
+            if metric in RATING_METRICS and not cls.rating_model:
+                raise ValueError(
+                    f"@tuning.models@{label} ranks items and has no {metric}; tune it on ndcg@10"
+                )
+        return self
 
     @field_validator("buckets")
     @classmethod
@@ -256,16 +400,17 @@ class ExperimentConfig(_Strict):
     def load_dataset(self) -> Any:
         """The data set: ``data`` (folder) or ``dataset`` (release name or folder).
 
-        With ``synthetic_fallback``, a release that cannot be fetched is replaced by a
-        generated one of the same shape (marked synthetic in every report).
+        With ``synthetic_fallback``, a release whose sources cannot be reached is replaced
+        by a generated one of the same shape (marked synthetic in every report). Data of
+        your own (``data``, or a folder) that fails to load is always an error.
         """
         from movierec.data import load
 
         source = str(self.data) if self.data is not None else self.dataset
         try:
             return load(source)
-        except (DataError, FetchError, OSError) as e:
-            if not self.synthetic_fallback:
+        except SourceUnreachableError as e:
+            if not self.synthetic_fallback or self.data is not None:
                 raise
             from movierec.data.synth import generate
 
@@ -277,7 +422,7 @@ class ExperimentConfig(_Strict):
             out = Path(self.output) / "synthetic-data" / Path(self.dataset).name
             if not (out / "ratings.csv").exists():
                 try:
-                    generate(self.dataset, out, seed=self.seed)
+                    generate(self.dataset, out, seed=self.seed, force=True)
                 except (KeyError, MovierecError) as g:
                     raise DataError(
                         f"{e}; and no synthetic fallback for {self.dataset!r}: {g}"
@@ -292,6 +437,31 @@ class ExperimentConfig(_Strict):
 
 
 # -- loading ----------------------------------------------------------------------------------
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.safe_load that refuses a key given twice in one mapping (instead of keeping
+    the last one silently)."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                dup = key in seen
+                seen.add(key)
+            except TypeError:  # an unhashable key: the base class reports it
+                continue
+            if dup:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (give each key once)", key_node.start_mark
+                )
+        return super().construct_mapping(node, deep)
+
+
+def yaml_load(text: str) -> Any:
+    """Parse YAML like ``yaml.safe_load``, but a duplicate key is a ``yaml.YAMLError``."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def _loc(loc: tuple[Any, ...]) -> str:
     parts = []
     for j, p in enumerate(loc):
@@ -310,7 +480,7 @@ def _message(err: ValidationError, source: str) -> str:
         if msg.startswith("@"):
             # a model validator names a key below its own location: @params.name@message
             sub, _, msg = msg[1:].partition("@")
-            loc = f"{loc}.{sub}"
+            loc = sub if loc == "(top level)" else f"{loc}.{sub}"
         if e["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling)"
         elif e["type"] == "union_tag_invalid":
@@ -395,7 +565,7 @@ def load_config(
     except OSError as e:
         raise ConfigError(f"cannot read config {p}: {e.strerror or e}") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -420,14 +590,4 @@ def dump_config(cfg: ExperimentConfig, path: str | os.PathLike, header: str | No
     text = yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)
     if header:
         text = "".join(f"# {line}\n" for line in header.splitlines()) + text
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return p
+    return write_text(p, text)

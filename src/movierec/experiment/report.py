@@ -1,9 +1,12 @@
-"""The self-contained HTML report of `movierec compare`, with its matplotlib plots."""
+"""The self-contained HTML report of `movierec compare`, with its matplotlib plots.
+
+The page is rendered from the Jinja2 template ``templates/report.html.j2`` (autoescaped);
+the plots are PNG files embedded as data URIs, so the one file is the whole report.
+"""
 
 from __future__ import annotations
 
 import base64
-import html
 import math
 from pathlib import Path
 from typing import Any
@@ -22,8 +25,8 @@ from movierec.split import Split  # noqa: E402
 
 #: Every section the report has, by HTML id (the browser test checks them all).
 SECTIONS = (
-    "summary", "data", "split", "drop", "models", "significance", "buckets", "plots",
-    "production", "skipped",
+    "summary", "data", "split", "tuning", "drop", "models", "significance", "buckets",
+    "plots", "production", "skipped",
 )  # fmt: skip
 WELL_KNOWN = ("star wars", "empire strikes back", "return of the jedi", "toy story", "godfather")
 
@@ -101,7 +104,7 @@ def plot_all(
         (
             f"{metric} per model",
             _save(fig, out / "metric_bars.png"),
-            f"Test {metric} of every model with standard-error bars, best first.",
+            f"Test {metric} (held out) of every model with standard-error bars, in validation order.",
         )
     )
 
@@ -112,7 +115,7 @@ def plot_all(
             (
                 f"{name}@K",
                 _save(fig, out / f"{name}_at_k.png"),
-                f"Test {name}@K for K in {list(test.k)} (top models), with standard errors.",
+                f"Test {name}@K for K in {list(test.k)} (the top models on validation), with standard errors.",
             )
         )
 
@@ -268,151 +271,143 @@ def _cos(model: Recommender, items: np.ndarray) -> np.ndarray:
 
 
 # -- HTML ------------------------------------------------------------------------------------
-def _img(path: Path) -> str:
-    data = base64.b64encode(path.read_bytes()).decode()
-    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(path.stem)}">'
+BUCKET_NAMES = ("cold", "medium", "warm")
+MODEL_METRICS = ("ndcg", "recall", "precision", "map", "mrr", "hit", "coverage", "novelty",
+                 "diversity")  # fmt: skip
 
 
 def _num(v: Any, digits: int = 4) -> str:
-    if v is None:
+    """A table cell: 4 decimals, thousands separators for large numbers and ints, "-" for none."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
         return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
     if isinstance(v, float):
-        if math.isnan(v):
-            return "-"
         return f"{v:.{digits}f}" if abs(v) < 1000 else f"{v:,.0f}"
     if isinstance(v, int):
         return f"{v:,}"
-    return html.escape(str(v))
+    return str(v)
 
 
-def _table(head: list[str], rows: list[list[Any]]) -> str:
-    th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
-    body = "".join("<tr>" + "".join(f"<td>{_num(c)}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><tr>{th}</tr>{body}</table>"
+def _pm(s: dict[str, Any], key: str) -> str:
+    v, se = s.get(key), s.get(f"{key}_se")
+    if isinstance(v, float) and isinstance(se, float):
+        return f"{v:.4f} ± {se:.4f}"
+    return _num(v)
 
 
-def render(results: dict[str, Any], plots: list[tuple[str, Path, str]], table: str) -> str:
-    """The report page (images embedded)."""
-    st = results["dataset"]
-    name = html.escape(st["name"])
-    synth = " <b>(synthetic data)</b>" if results["synthetic"] else ""
-    primary = results["primary"]
-    test = results["test"]["summary"]
+def _env() -> Any:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("movierec.experiment", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["num"] = _num
+    return env
+
+
+def context(results: dict[str, Any], plots: list[tuple[str, Path, str]]) -> dict[str, Any]:
+    """What the template shows: ``results`` plus the tables' rows, already formatted."""
     order = results["order"]
+    primary = results["primary"]
     metric = results["significance_metric"]
     k = metric.split("@")[1] if "@" in metric else "10"
-    cols = [
-        f"ndcg@{k}",
-        f"recall@{k}",
-        f"precision@{k}",
-        f"map@{k}",
-        f"mrr@{k}",
-        f"hit@{k}",
-        f"coverage@{k}",
-        f"novelty@{k}",
-        f"diversity@{k}",
-        "rmse",
-        "mae",
-        "fit_s",
+    test = results["test"]["summary"]
+    val = results["validation"]["summary"]
+    cols = [f"{c}@{k}" for c in MODEL_METRICS]
+    if any("rmse" in test[m] for m in order):
+        cols += ["rmse", "mae"]
+    models = [
+        {
+            "label": m,
+            "best": m == results["best"],
+            "validation": _pm(val[m], primary),
+            # the standard error beside the primary metric only (all of them: results.json)
+            "test": [_pm(test[m], c) if c == primary else _num(test[m].get(c)) for c in cols],
+            "fallback": _num(int(test[m].get("users_fallback", 0))),
+            "fit_s": "shared" if test[m].get("fit_s") is None else _num(test[m]["fit_s"], 2),
+        }
+        for m in order
     ]
-    model_rows = []
-    for m in order:
-        s = test[m]
-        row: list[Any] = [m]
-        for c in cols:
-            v = s.get(c)
-            se = s.get(f"{c}_se")
-            row.append(
-                f"{v:.4f} ± {se:.4f}" if isinstance(v, float) and isinstance(se, float) else v
-            )
-        model_rows.append(row)
-    parts = results["split"]["parts"]
-    split_rows = [
-        [
-            p,
-            d["ratings"],
-            d["users"],
-            d["movies"],
-            d["cold_users"],
-            d["cold_movies"],
-            d["mean_rating"],
-        ]
-        for p, d in parts.items()
-    ]
-    sig_rows = [
-        [
-            f"{results['best']} vs {m}",
-            d.get("mean_diff"),
-            d.get("t_pvalue"),
-            d.get("wilcoxon_pvalue"),
-            "yes" if (d.get("t_pvalue") or 1) < 0.05 else "no",
-        ]
+    sig = [
+        {
+            "pair": f"{results['best']} vs {m}",
+            "n": _num(d.get("n")),
+            "diff": _num(d.get("mean_diff")),
+            "t": _num(d.get("t_pvalue")),
+            "t_holm": _num(d.get("t_pvalue_holm")),
+            "w": _num(d.get("wilcoxon_pvalue")),
+            "w_holm": _num(d.get("wilcoxon_pvalue_holm")),
+            "significant": "yes" if (d.get("t_pvalue_holm") or 1.0) < 0.05 else "no",
+        }
         for m, d in results["significance"].items()
     ]
-    bucket_rows = [
-        [b["model"], b["bucket"], b.get("n"), b.get("mean"), b.get("se")]
-        for b in results["buckets"]
-    ]
-    prod_rows = [
-        [m, p["artifact_mb"], p["latency_ms_median"], p["latency_ms_p99"], p["throughput_users_s"]]
-        for m, p in results["production"].items()
-    ]
-    drop = results["validation_to_test"]
-    drop_html = (
-        f"<p>{html.escape(drop['model'])}: {html.escape(drop['metric'])} validation {_num(drop['validation'])}, "
-        f"test {_num(drop['test'])} (drop {_num(drop['drop'])}).</p>"
-        if drop
-        else "<p>No validation part with relevant ratings in this split.</p>"
-    )
-    skipped = results["skipped"]
-    skip_html = (
-        "<ul>"
-        + "".join(f"<li>{html.escape(k)}: {html.escape(v)}</li>" for k, v in skipped.items())
-        + "</ul>"
-        if skipped
-        else "<p>None: every configured model was fitted.</p>"
-    )
-    figs = "".join(
-        f"<figure><figcaption><b>{html.escape(t)}</b>: {html.escape(c)}</figcaption>{_img(p)}</figure>"
-        for t, p, c in plots
-    )
-    hist = ", ".join(f"{k}: {v:,}" for k, v in st["rating_histogram"].items())
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>movierec report: {name}</title>
-<style>
-body{{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}}
-table{{border-collapse:collapse;margin:.5em 0;font-size:13px}}td,th{{border:1px solid #ccc;padding:3px 7px;text-align:right}}
-td:first-child,th:first-child{{text-align:left}}figure{{display:inline-block;margin:1em;vertical-align:top;max-width:520px}}
-figure img{{max-width:100%}}figcaption{{font-size:13px;margin-bottom:.3em}}pre{{font-size:12px;background:#f6f6f6;padding:.5em;overflow-x:auto}}td{{white-space:nowrap}}
-</style></head><body>
-<h1>movierec report: {name}{synth}</h1>
-<section id="summary"><h2>Summary</h2>
-<p>{len(order)} models fitted on the training part and evaluated on the test part over the full catalogue
-({st["movies"]:,} movies) for every test user with a relevant rating (rating &ge; {results["config"]["metrics"]["threshold"]}).
-Primary metric: <b>{html.escape(primary)}</b>. Best model: <b>{html.escape(results["best"])}</b>.
-Run time {results["seconds"]:.1f} s.</p></section>
-<section id="data"><h2>Data set</h2>
-<p>{st["users"]:,} users, {st["movies"]:,} rated movies, {st["ratings"]:,} ratings; density {st["density"]:.4%};
-mean rating {st["rating_mean"]:.3f}; histogram {hist}; {st["duplicates_dropped"]:,} duplicate rows dropped.</p></section>
-<section id="split"><h2>Split</h2><p>{html.escape(results["split"]["kind"])} {html.escape(str(results["split"]["params"]))}.
-Cold users/movies are absent from training; they are counted, not dropped. Mean rating per part shows drift.</p>
-{_table(["part", "ratings", "users", "movies", "cold users", "cold movies", "mean rating"], split_rows)}
-<p>Leak checks (must be 0): {html.escape(str(results["split"]["leaks"]))}</p></section>
-<section id="drop"><h2>Validation to test</h2>{drop_html}</section>
-<section id="models"><h2>Models (test, sorted by {html.escape(primary)})</h2>
-{_table(["model", *cols], model_rows)}<pre>{html.escape(table)}</pre></section>
-<section id="significance"><h2>Significance</h2><p>Paired tests of the best model against each other on the same users
-({html.escape(metric)}); "yes" where the paired t-test gives p &lt; 0.05.</p>
-{_table(["pair", "mean difference", "t-test p", "Wilcoxon p", "significant"], sig_rows)}</section>
-<section id="buckets"><h2>Per-activity buckets</h2>
-{_table(["model", "bucket", "users", "mean " + metric, "se"], bucket_rows)}</section>
-<section id="plots"><h2>Plots</h2>{figs}</section>
-<section id="production"><h2>Production</h2><p>Measured by this run: artifact size, single-user recommend latency
-over up to 1,000 users and batch throughput.</p>
-{_table(["model", "artifact MB", "latency median ms", "latency p99 ms", "users / s"], prod_rows)}</section>
-<section id="skipped"><h2>Skipped models</h2>{skip_html}</section>
-</body></html>
-"""
+    cells: dict[tuple[str, str], str] = {}
+    for b in results["buckets"]:
+        mean, se, n = b.get("mean"), b.get("se"), b.get("n")
+        txt = _num(mean) if not isinstance(se, float) else f"{mean:.4f} ± {se:.4f}"
+        cells[(b["model"], b["bucket"])] = f"{txt} (n={n:,})" if mean is not None else "-"
+    present = {b["bucket"] for b in results["buckets"]}
+    buckets = [x for x in BUCKET_NAMES if x in present]
+    lo, hi = results["test"]["bucket_edges"]
+    bucket_heads = {
+        "cold": f"cold (< {lo})",
+        "medium": f"medium ({lo}-{hi - 1})",
+        "warm": f"warm (≥ {hi})",
+    }
+    split = results["split"]
+    return {
+        "r": results,
+        "st": results["dataset"],
+        "k": k,
+        "cols": cols,
+        "models": models,
+        "sig": sig,
+        "bucket_cols": [bucket_heads[b] for b in buckets],
+        "bucket_rows": [[m, *(cells.get((m, b), "-") for b in buckets)] for m in order],
+        "split_rows": [
+            [
+                p,
+                d["ratings"],
+                d["users"],
+                d["movies"],
+                d["cold_users"],
+                d["cold_movies"],
+                d["mean_rating"],
+            ]
+            for p, d in split["parts"].items()
+        ],
+        "production": [
+            [
+                m,
+                p["artifact_mb"],
+                p["latency_ms_median"],
+                p["latency_ms_p99"],
+                p.get("latency_users"),
+                p["throughput_users_s"],
+            ]
+            for m, p in results["production"].items()
+        ],
+        "tuned": results.get("tuned") or {},
+        "tuning": results.get("tuning") or {},
+        "hist": ", ".join(f"{a}: {b:,}" for a, b in results["dataset"]["rating_histogram"].items()),
+        "plots": [
+            {"title": t, "caption": c, "alt": p.stem, "src": _data_uri(p)} for t, p, c in plots
+        ],
+    }
+
+
+def _data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
+
+
+def render(results: dict[str, Any], plots: list[tuple[str, Path, str]]) -> str:
+    """The report page (images embedded)."""
+    return _env().get_template("report.html.j2").render(**context(results, plots))
 
 
 def write(
@@ -423,7 +418,6 @@ def write(
     fitted: dict[str, Recommender],
     test: EvalResult,
     curve: pl.DataFrame | None,
-    table: str,
 ) -> Path:
     """Plot everything and write ``folder/report.html``."""
     plots = plot_all(folder, results, ds, split, fitted, test, curve)
@@ -431,5 +425,5 @@ def write(
         {"title": t, "file": str(p.relative_to(folder)), "caption": c} for t, p, c in plots
     ]
     path = folder / "report.html"
-    path.write_text(render(results, plots, table), encoding="utf-8")
+    path.write_text(render(results, plots), encoding="utf-8")  # inside the run's staging folder
     return path

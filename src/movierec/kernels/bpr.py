@@ -126,3 +126,129 @@ def bpr_epoch(
         n_t = nnz // n_threads + (1 if t < nnz % n_threads else 0)
         out[t, 0], out[t, 1] = _run(rows, indptr, indices, U, V, lr, reg, seeds[t], n_t, pop_neg)
     return int(out[:, 0].sum()), int(out[:, 1].sum())
+
+
+@nb.njit(parallel=True, cache=True)
+def group_by_item_block(
+    rows_by_block: np.ndarray,
+    user_off: np.ndarray,
+    indices: np.ndarray,
+    item_block: np.ndarray,
+    out: np.ndarray,
+    off: np.ndarray,
+) -> None:
+    """Counting sort of each user block's entries by the item block of their item.
+
+    ``rows_by_block[user_off[t]:user_off[t + 1]]`` are the entries (positions in
+    ``indices``) of user block t; afterwards ``out[off[t, b]:off[t, b + 1]]`` are those
+    whose item lies in item block b, in their original order. ``off`` is (T, T + 1).
+    """
+    n_blocks = user_off.size - 1
+    for t in nb.prange(n_blocks):
+        lo, hi = user_off[t], user_off[t + 1]
+        off[t, :] = 0
+        for p in range(lo, hi):
+            off[t, item_block[indices[rows_by_block[p]]] + 1] += 1
+        off[t, 0] = lo
+        for b in range(n_blocks):
+            off[t, b + 1] += off[t, b]
+        fill = off[t, :n_blocks].copy()
+        for p in range(lo, hi):
+            e = rows_by_block[p]
+            b = item_block[indices[e]]
+            out[fill[b]] = e
+            fill[b] += 1
+
+
+@nb.njit(fastmath=True, cache=True)
+def _run_stratum(
+    entries: np.ndarray,
+    rows: np.ndarray,
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    block_items: np.ndarray,
+    U: np.ndarray,
+    V: np.ndarray,
+    lr: float,
+    reg: float,
+    state: np.uint64,
+    pop_neg: bool,
+) -> tuple[int, int]:
+    n = entries.size
+    nb_items = block_items.size
+    d = V.shape[1]
+    f = d - 1
+    skipped = 0
+    correct = 0
+    for _ in range(n):
+        state, a = _next(state)
+        state, b = _next(state)
+        k = entries[np.int64(a) % n]
+        if pop_neg:
+            neg = np.int64(indices[entries[np.int64(b) % n]])
+        else:
+            neg = np.int64(block_items[np.int64(b) % nb_items])
+        u = rows[k]
+        pos = indices[k]
+        if _contains(indices, indptr[u], indptr[u + 1], neg):
+            skipped += 1
+            continue
+        z = np.float32(0.0)
+        for t in range(d):
+            z += U[u, t] * (V[pos, t] - V[neg, t])
+        if z > 0:
+            correct += 1
+        g = np.float32(1.0) / (np.float32(1.0) + np.exp(z))
+        for t in range(f):
+            ut = U[u, t]
+            U[u, t] += lr * (g * (V[pos, t] - V[neg, t]) - reg * ut)
+            V[pos, t] += lr * (g * ut - reg * V[pos, t])
+            V[neg, t] += lr * (-g * ut - reg * V[neg, t])
+        V[pos, f] += lr * (g - reg * V[pos, f])
+        V[neg, f] += lr * (-g - reg * V[neg, f])
+    return skipped, correct
+
+
+@nb.njit(parallel=True, cache=True)
+def bpr_epoch_strata(
+    rows: np.ndarray,
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    grouped: np.ndarray,
+    off: np.ndarray,
+    items_by_block: np.ndarray,
+    item_off: np.ndarray,
+    U: np.ndarray,
+    V: np.ndarray,
+    lr: float,
+    reg: float,
+    seeds: np.ndarray,
+    pop_neg: bool,
+) -> tuple[int, int]:
+    """One deterministic parallel BPR epoch over T x T strata (DSGD, Gemulla et al. 2011).
+
+    Users and items are cut into T blocks. In sub-epoch s, stratum (t, (t + s) mod T) for
+    every t runs at once: its positives are the entries of user block t with the item in
+    item block b = (t + s) mod T (``grouped[off[t, b]:off[t, b + 1]]``), drawn uniformly
+    with replacement as many times as there are, and its negatives are drawn from item
+    block b (``items_by_block[item_off[b]:item_off[b + 1]]``, or by popularity: the item
+    of a drawn entry of the stratum). Strata running together touch disjoint user and item
+    rows, so there are no races: one set of seeds (T, T) gives one result, whatever the
+    number of threads. Returns (skipped, correct) as :func:`bpr_epoch`.
+    """
+    n_blocks = off.shape[0]
+    out = np.zeros((n_blocks, 2), dtype=np.int64)
+    for s in range(n_blocks):
+        for t in nb.prange(n_blocks):
+            b = (t + s) % n_blocks
+            lo, hi = off[t, b], off[t, b + 1]
+            if hi == lo:
+                continue
+            sk, co = _run_stratum(
+                grouped[lo:hi], rows, indptr, indices,
+                items_by_block[item_off[b] : item_off[b + 1]],
+                U, V, lr, reg, seeds[s, t], pop_neg,
+            )  # fmt: skip
+            out[t, 0] += sk
+            out[t, 1] += co
+    return int(out[:, 0].sum()), int(out[:, 1].sum())

@@ -60,6 +60,15 @@ class ALS(Recommender):
 
     rating_model = True
     name = "als"
+    #: Hyperparameter ranges for `movierec tune`, `cv --tune` and `tuning:` in a config.
+    search_space = {
+        "n_factors": {"type": "int", "low": 10, "high": 200, "log": True, "grid": [10, 50, 100]},
+        "n_epochs": {"type": "int", "low": 5, "high": 30, "grid": [10, 20]},
+        # weighted reg is per rating, plain ridge reg per row: one wide range covers both
+        "weighted": {"type": "categorical", "choices": [True, False]},
+        "reg": {"type": "float", "low": 0.03, "high": 30.0, "log": True, "grid": [0.1, 1.0, 10.0]},
+        "reg_bias": {"type": "float", "low": 3e-3, "high": 30.0, "log": True, "grid": [0.05, 3.0]},
+    }
 
     def __init__(
         self,

@@ -15,7 +15,10 @@ tuple of scalars, or a nested :class:`Recommender`.
 from __future__ import annotations
 
 import inspect
+import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import numba as nb
@@ -28,6 +31,38 @@ from movierec.kernels.topk import topk_rows
 
 POLICIES = ("fallback", "error")
 _PARALLEL_CELLS = 1 << 22
+_BLAS: dict[str, Any] = {"controller": None, "depth": 0, "limiter": None}
+_BLAS_LOCK = threading.Lock()
+
+
+@contextmanager
+def blas_limit(n: int | None = 1) -> Iterator[None]:
+    """Limit BLAS (OpenBLAS/MKL) to ``n`` threads inside the block; None leaves it alone.
+
+    Fit and score run under it: numba kernels and :func:`factor_scores`' thread pool own
+    the cores, and BLAS threads started beside them (or spinning after a call) only slow
+    them down. This is what ``OPENBLAS_NUM_THREADS=1`` did, without the variable and
+    without slowing a user's other numpy code. Nested and concurrent blocks share one limit.
+    """
+    if n is None:
+        yield
+        return
+    with _BLAS_LOCK:
+        if _BLAS["depth"] == 0:
+            if _BLAS["controller"] is None:
+                from threadpoolctl import ThreadpoolController
+
+                _BLAS["controller"] = ThreadpoolController()
+            _BLAS["limiter"] = _BLAS["controller"].limit(limits=n, user_api="blas")
+        _BLAS["depth"] += 1
+    try:
+        yield
+    finally:
+        with _BLAS_LOCK:
+            _BLAS["depth"] -= 1
+            if _BLAS["depth"] == 0:
+                _BLAS["limiter"].restore_original_limits()
+                _BLAS["limiter"] = None
 
 
 class Recommender:
@@ -43,6 +78,12 @@ class Recommender:
     rating_model: ClassVar[bool] = False
     #: Short registry name, set by subclasses.
     name: ClassVar[str] = "model"
+    #: Search space of tuning: param -> {"type": "int"|"float"|"categorical", "low", "high",
+    #: "log", "grid", "choices"} (see movierec.experiment.tuning); empty: not tuned.
+    search_space: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: BLAS threads during fit and score (see :func:`blas_limit`); None for models whose
+    #: fit is one large BLAS/LAPACK call that wants every core (EASE).
+    blas_threads: ClassVar[int | None] = 1
 
     # -- params ---------------------------------------------------------------------------
     @classmethod
@@ -103,10 +144,43 @@ class Recommender:
             self.global_mean_, self.fallback_bu_, self.fallback_bi_ = biases(train)
         self._callback = callback
         try:
-            self._fit(train)
+            with blas_limit(self.blas_threads):
+                self._fit(train)
         finally:
             self._callback = None
+        self.user_signal_ = None
+        with blas_limit(self.blas_threads):
+            self.user_signal_ = self._signal_users(train)
         return self
+
+    def _signal_users(self, train: Dataset) -> np.ndarray | None:
+        """Mask of the users this model can rank for, or None for every user with ratings.
+
+        A model that learns only from ratings >= its ``threshold`` param (implicit ALS,
+        thresholded EASE or item-kNN) knows nothing about a user whose training ratings are
+        all below it: her score row is constant (all zero). Such users, found here by
+        scoring only those below the threshold, are served by the ranking fallback and
+        counted as fallback users like users without ratings. Models whose no-signal users
+        do not score constant override this.
+        """
+        t = getattr(self, "threshold", None)
+        if not isinstance(t, (int, float)) or isinstance(t, bool):
+            return None
+        above = np.bincount(train.users[train.ratings >= t], minlength=train.n_users)
+        suspects = np.flatnonzero((self.user_count_ > 0) & (above == 0))
+        flat = []
+        for a in range(0, suspects.size, 1024):
+            s = np.asarray(self._score(suspects[a : a + 1024]), dtype=np.float32)
+            fin = np.isfinite(s)
+            hi = np.where(fin, s, -np.inf).max(axis=1, initial=-np.inf)
+            lo = np.where(fin, s, np.inf).min(axis=1, initial=np.inf)
+            flat.append(suspects[a : a + 1024][~(hi > lo)])  # one value (or none) to rank by
+        none = np.concatenate(flat) if flat else np.zeros(0, np.int64)
+        if none.size == 0:
+            return None
+        mask = self.user_count_ > 0
+        mask[none] = False
+        return mask
 
     def _epoch_done(self, epoch: int) -> bool:
         """Report an epoch to the fit callback; True means stop."""
@@ -139,16 +213,22 @@ class Recommender:
         return i
 
     def known_users(self, users: Any) -> np.ndarray:
-        """Boolean mask: which users have training ratings (others need the policy)."""
-        return self.user_count_[self._users(users)] > 0
+        """Boolean mask: which users the model can rank for (others need the policy): those
+        with training ratings that give it a signal (see :meth:`_signal_users`)."""
+        return self._known(self._users(users))
+
+    def _known(self, u: np.ndarray) -> np.ndarray:
+        known = self.user_count_[u] > 0
+        signal = getattr(self, "user_signal_", None)
+        return known if signal is None else known & signal[u]
 
     def _policy(self, unknown: str, n_unknown: int, what: str) -> None:
         if unknown not in POLICIES:
             raise ConfigError(f"unknown policy {unknown!r}; choose one of {POLICIES}")
         if n_unknown and unknown == "error":
             raise UnknownIdError(
-                f"{n_unknown} {what} without training ratings; pass unknown='fallback' "
-                "to serve them by the fallback"
+                f"{n_unknown} {what} without training ratings (or none the model can use); "
+                "pass unknown='fallback' to serve them by the fallback"
             )
 
     def _fallback_scores(self, n: int) -> np.ndarray:
@@ -161,15 +241,16 @@ class Recommender:
     def score(self, users: Any, items: Any = None, unknown: str = "fallback") -> np.ndarray:
         """Scores of ``items`` (default: all) for each user, float32 (len(users) x len(items))."""
         u = self._users(users)
-        known = self.user_count_[u] > 0
+        known = self._known(u)
         self._policy(unknown, int((~known).sum()), "user(s)")
-        if known.all():
-            out = np.asarray(self._score(u), dtype=np.float32)
-        else:
-            out = np.empty((u.size, self.n_items_), dtype=np.float32)
-            if known.any():
-                out[known] = self._score(u[known])
-            out[~known] = self._fallback_scores(int((~known).sum()))
+        with blas_limit(self.blas_threads):
+            if known.all():
+                out = np.asarray(self._score(u), dtype=np.float32)
+            else:
+                out = np.empty((u.size, self.n_items_), dtype=np.float32)
+                if known.any():
+                    out[known] = self._score(u[known])
+                out[~known] = self._fallback_scores(int((~known).sum()))
         if items is not None:
             out = out[:, self._items(items)]
         return out
@@ -230,6 +311,53 @@ class Recommender:
         s = np.ascontiguousarray(self._similar_scores(it), dtype=np.float32)
         ip = np.arange(it.size + 1, dtype=np.int64)
         return topk_rows(s, k, ip, it.astype(np.int32))
+
+    def _explain_similarity(self, recs: np.ndarray, liked: np.ndarray) -> np.ndarray:
+        """Similarity of each recommended item (rows) to each liked item (columns)."""
+        if type(self)._similar_scores is Recommender._similar_scores:
+            # cosine of item vectors on the two small sets only
+            v = np.asarray(self.item_vectors(), dtype=np.float32)
+            a, b = v[recs], v[liked]
+            na, nb_ = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
+            na[na == 0], nb_[nb_ == 0] = 1.0, 1.0
+            return (a / na[:, None]) @ (b / nb_[:, None]).T
+        s = self._similar_scores(recs)
+        s = s.toarray() if hasattr(s, "toarray") else np.asarray(s)
+        return s[:, liked]
+
+    def explain(self, user_items: Any, user_ratings: Any, recs: Any, n: int = 2) -> list[list[int]]:
+        """For each recommended item, up to ``n`` of the user's liked items that contributed
+        most to it, most similar first (item indices; ``[]`` where there is no signal).
+
+        Liked items are those rated at least ``max(her mean, 3.5)``; contribution is the
+        model's item similarity (:meth:`_similar_scores`, or cosine of
+        :meth:`item_vectors`), positive values only. Models without item similarity that
+        hold fitted sub-models (hybrids' ``models_``) explain with the first sub-model
+        that has one; models with neither give ``[]`` everywhere.
+        """
+        recs = np.atleast_1d(np.asarray(recs, dtype=np.int64))
+        items = np.atleast_1d(np.asarray(user_items, dtype=np.int64))
+        r = np.atleast_1d(np.asarray(user_ratings, dtype=np.float32))
+        out: list[list[int]] = [[] for _ in range(recs.size)]
+        if items.size == 0 or recs.size == 0 or n < 1:
+            return out
+        liked = items[r >= max(float(r.mean()), 3.5)]
+        valid = recs >= 0
+        if liked.size == 0 or not valid.any():
+            return out
+        try:
+            sims = np.asarray(self._explain_similarity(recs[valid], liked), dtype=np.float32)
+        except (ConfigError, NotImplementedError, AttributeError):
+            for sub in getattr(self, "models_", None) or []:
+                if isinstance(sub, Recommender):
+                    got = sub.explain(items, r, recs, n)
+                    if any(got):
+                        return got
+            return out
+        for row, pos in zip(sims, np.flatnonzero(valid), strict=True):
+            order = np.argsort(-np.where(np.isfinite(row), row, -np.inf), kind="stable")[:n]
+            out[pos] = [int(liked[j]) for j in order if np.isfinite(row[j]) and row[j] > 0]
+        return out
 
     # -- new users -----------------------------------------------------------------------
     def fold_in(self, items: Any, ratings: Any) -> np.ndarray:
@@ -316,7 +444,7 @@ def factor_scores(A: np.ndarray, V: np.ndarray) -> np.ndarray:
     on numba's thread count.
 
     Each thread runs one single-threaded BLAS call (numpy releases the GIL), so scoring
-    uses every core even with ``OPENBLAS_NUM_THREADS=1``, which the numba kernels need.
+    uses every core while BLAS is held to one thread (:func:`blas_limit`).
     """
     out = np.empty((A.shape[0], V.shape[0]), dtype=np.float32)
     n = nb.get_num_threads()

@@ -37,6 +37,11 @@ class Biases(Recommender):
 
     rating_model = True
     name = "biases"
+    #: Hyperparameter ranges for `movierec tune`, `cv --tune` and `tuning:` in a config.
+    search_space = {
+        "reg_u": {"type": "float", "low": 0.5, "high": 50.0, "log": True, "grid": [2, 5, 15, 30]},
+        "reg_i": {"type": "float", "low": 0.5, "high": 50.0, "log": True, "grid": [2, 5, 10, 25]},
+    }
 
     def __init__(self, reg_u: float = 15.0, reg_i: float = 10.0, n_epochs: int = 10) -> None:
         self.reg_u = reg_u

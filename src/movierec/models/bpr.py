@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
 import scipy.sparse as sp
 
 from movierec.data.dataset import Dataset
-from movierec.kernels.bpr import bpr_epoch
+from movierec.kernels.bpr import bpr_epoch, bpr_epoch_strata, group_by_item_block
 from movierec.models.base import Recommender, factor_scores
 
 NEGATIVES = ("uniform", "popularity")
+#: Blocks of users and of items in the parallel schedule (fixed, so results do not depend
+#: on the thread count; at most this many threads work at once).
+STRATA = 16
+#: ``parallel=True`` starts threads only from this many positives: below it an epoch lasts
+#: milliseconds and waking threads for every round costs more than it saves.
+PARALLEL_MIN_POSITIVES = 200_000
 
 
 class BPR(Recommender):
@@ -44,10 +49,14 @@ class BPR(Recommender):
         number of positives (the item of a uniformly drawn positive, as the ``implicit``
         library does), which pushes popular items down harder.
     parallel : bool
-        True: the epoch's samples are split over all numba threads, which update the shared
-        factors without locks (Hogwild); each thread has its own generator seeded from
-        ``random_state``, but the thread interleaving makes results vary slightly between
-        runs. False: one thread, the same seed gives the same result.
+        True: each epoch runs on all numba threads without races and without locks. Users
+        and items are cut into ``STRATA`` random blocks (items re-cut every epoch) and
+        the epoch is ``STRATA`` rounds in which every user block trains against its own
+        item block, positives and negatives both drawn inside it (stratified SGD as in
+        DSGD, Gemulla et al. 2011). The same seed gives the same factors, whatever the
+        number of threads. Threads start from ``PARALLEL_MIN_POSITIVES`` positives on.
+        False: one thread over the whole catalogue (the reference schedule); the same
+        seed also gives the same result.
     random_state : int
         Seed of the initial factors (uniform in [-0.5/f, 0.5/f]) and of the samplers.
 
@@ -58,6 +67,25 @@ class BPR(Recommender):
     """
 
     name = "bpr"
+    #: Hyperparameter ranges for `movierec tune`, `cv --tune` and `tuning:` in a config.
+    search_space = {
+        "factors": {"type": "int", "low": 16, "high": 256, "log": True, "grid": [32, 64, 128]},
+        "learning_rate": {
+            "type": "float",
+            "low": 0.001,
+            "high": 0.2,
+            "log": True,
+            "grid": [0.01, 0.05],
+        },
+        "regularization": {
+            "type": "float",
+            "low": 1e-05,
+            "high": 0.1,
+            "log": True,
+            "grid": [0.0001, 0.01],
+        },
+        "iterations": {"type": "int", "low": 10, "high": 200, "log": True, "grid": [50, 100]},
+    }
 
     def __init__(
         self,
@@ -106,11 +134,33 @@ class BPR(Recommender):
         U[:, f] = 1.0
         V[:, f] = 0.0
         self.user_factors_, self.item_factors_ = U, V
-        n_threads = nb.get_num_threads() if self.parallel else 1
         lr, reg = np.float32(self.learning_rate), np.float32(self.regularization)
+        pop = self.negatives == "popularity"
+        t = max(1, min(STRATA, nu, ni))
+        if not self.parallel or t == 1 or indptr[-1] < PARALLEL_MIN_POSITIVES:
+            for epoch in range(int(self.iterations)):
+                seeds = rng.integers(1, 2**63, size=1, dtype=np.uint64)
+                bpr_epoch(rows, indptr, m.indices, U, V, lr, reg, seeds, pop)
+                if self._epoch_done(epoch):
+                    break
+            return
+        # fixed user blocks; entries grouped by user block, then by item block every epoch
+        user_block = (rng.permutation(nu) % t).astype(np.int32)
+        by_user = np.argsort(user_block[rows], kind="stable").astype(np.int64)
+        user_off = np.r_[0, np.cumsum(np.bincount(user_block[rows], minlength=t))].astype(np.int64)
+        grouped = np.empty_like(by_user)
+        off = np.empty((t, t + 1), np.int64)
+        item_block = np.empty(ni, np.int32)
         for epoch in range(int(self.iterations)):
-            seeds = rng.integers(1, 2**63, size=n_threads, dtype=np.uint64)
-            bpr_epoch(rows, indptr, m.indices, U, V, lr, reg, seeds, self.negatives == "popularity")
+            perm = rng.permutation(ni)
+            item_block[perm] = np.arange(ni) % t
+            by_item = np.concatenate([perm[b::t] for b in range(t)]).astype(np.int32)
+            item_off = np.r_[0, np.cumsum([perm[b::t].size for b in range(t)])].astype(np.int64)
+            group_by_item_block(by_user, user_off, m.indices, item_block, grouped, off)
+            seeds = rng.integers(1, 2**63, size=(t, t), dtype=np.uint64)
+            bpr_epoch_strata(
+                rows, indptr, m.indices, grouped, off, by_item, item_off, U, V, lr, reg, seeds, pop
+            )
             if self._epoch_done(epoch):
                 break
 

@@ -81,6 +81,12 @@ class ContentTFIDF(Recommender):
     """
 
     name = "content"
+    #: Hyperparameter ranges for `movierec tune`, `cv --tune` and `tuning:` in a config.
+    search_space = {
+        "title_weight": {"type": "float", "low": 0.0, "high": 2.0, "grid": [0.0, 0.5, 1.0]},
+        "genre_weight": {"type": "float", "low": 0.0, "high": 2.0, "grid": [0.5, 1.0, 2.0]},
+        "tag_weight": {"type": "float", "low": 0.0, "high": 2.0, "grid": [0.0, 1.0, 2.0]},
+    }
 
     def __init__(
         self,

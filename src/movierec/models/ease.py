@@ -92,6 +92,18 @@ class EASE(Recommender):
     """
 
     name = "ease"
+    #: fit is one Gram matrix and one inverse: BLAS may use every core
+    blas_threads = None
+    #: Hyperparameter ranges for `movierec tune`, `cv --tune` and `tuning:` in a config.
+    search_space = {
+        "l2": {
+            "type": "float",
+            "low": 1.0,
+            "high": 10000.0,
+            "log": True,
+            "grid": [50, 200, 500, 1000, 3000],
+        }
+    }
 
     def __init__(
         self,

@@ -7,6 +7,10 @@ the same training data in ``fit``, and kept in ``models_``.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
@@ -35,6 +39,60 @@ def _specs(models: Any) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
+def _build(name: str, params: dict[str, Any], random_state: int | None) -> Recommender:
+    """Sub-model ``name``; the hybrid's ``random_state`` seeds it unless its params set one."""
+    from movierec.models import make_model, model_class
+
+    p = dict(params)
+    if random_state is not None and "random_state" in model_class(name)._param_names():
+        p.setdefault("random_state", random_state)
+    return make_model(name, **p)
+
+
+_SHARED: ContextVar[dict[Any, tuple[Dataset, Recommender]] | None] = ContextVar(
+    "movierec_shared_fits", default=None
+)
+
+
+@contextmanager
+def shared_fits() -> Iterator[None]:
+    """Inside this block, :func:`fit_shared` fits each (class, params, training data) once
+    and hands the same fitted model to every caller (``compare``: the EASE of ``ease`` and of
+    the hybrids built on it is fitted once, and saved once)."""
+    token = _SHARED.set({})
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
+
+
+def _key_value(v: Any) -> Any:
+    if isinstance(v, bool) or v is None or isinstance(v, str):
+        return v
+    if isinstance(v, int | float):
+        return float(v)  # 500 and 500.0 build the same model
+    if isinstance(v, dict):
+        return {str(k): _key_value(x) for k, x in sorted(v.items())}
+    if isinstance(v, list | tuple):
+        return [_key_value(x) for x in v]
+    return repr(v)
+
+
+def fit_shared(model: Recommender, train: Dataset, callback: Any = None) -> Recommender:
+    """``model.fit(train)``, or inside :func:`shared_fits` the model already fitted there
+    with the same class and params on the same ``train`` object."""
+    pool = _SHARED.get()
+    if pool is None:
+        return model.fit(train, callback=callback)
+    key = (type(model), json.dumps(_key_value(model.get_params())), id(train))
+    hit = pool.get(key)
+    if hit is not None and hit[0] is train:
+        return hit[1]
+    model.fit(train, callback=callback)
+    pool[key] = (train, model)
+    return model
+
+
 def _min_max(s: np.ndarray) -> np.ndarray:
     """Per-row min-max scaling to [0, 1] over the finite entries; others become 0."""
     s = np.asarray(s, dtype=np.float32)
@@ -61,6 +119,9 @@ class _Ensemble(Recommender):
 
     models: Any
     weights: Any
+    random_state: int | None
+    #: each sub-model sets its own BLAS limit in its fit and score
+    blas_threads = None
 
     def _fit(self, train: Dataset) -> None:
         specs = _specs(self.models)
@@ -68,9 +129,7 @@ class _Ensemble(Recommender):
         w = self._weight_list(len(specs))
         self._check(len(w) == len(specs), f"give one weight per model ({len(specs)})")
         self._check(all(x >= 0 for x in w) and sum(w) > 0, "weights must be >= 0, one > 0")
-        from movierec.models import make_model
-
-        self.models_ = [make_model(n, **p).fit(train) for n, p in specs]
+        self.models_ = [fit_shared(_build(n, p, self.random_state), train) for n, p in specs]
         self.weights_ = np.asarray(w, dtype=np.float64)
 
     def _weight_list(self, n: int) -> list[float]:
@@ -130,13 +189,22 @@ class WeightedHybrid(_Ensemble):
         "content": {}}`` (None: that default, EASE and content).
     weights : list of float or None
         One per model (None: equal).
+    random_state : int or None
+        Seed of every sub-model with a ``random_state`` param that its params leave unset
+        (an experiment's ``seed`` fills it); None keeps the sub-models' own defaults.
     """
 
     name = "weighted"
 
-    def __init__(self, models: ModelSpec | None = None, weights: list[float] | None = None) -> None:
+    def __init__(
+        self,
+        models: ModelSpec | None = None,
+        weights: list[float] | None = None,
+        random_state: int | None = 0,
+    ) -> None:
         self.models = models
         self.weights = weights
+        self.random_state = random_state
 
     def _combine(self, parts: list[np.ndarray]) -> np.ndarray:
         out = np.zeros(parts[0].shape, dtype=np.float32)
@@ -161,6 +229,8 @@ class RRFHybrid(_Ensemble):
         equal weights otherwise.
     k : float
         The RRF constant (60 in the paper): larger flattens the rank curve.
+    random_state : int or None
+        As in :class:`WeightedHybrid`.
     """
 
     name = "rrf"
@@ -170,10 +240,12 @@ class RRFHybrid(_Ensemble):
         models: ModelSpec | None = None,
         weights: list[float] | None = None,
         k: float = 60.0,
+        random_state: int | None = 0,
     ) -> None:
         self.models = models
         self.weights = weights
         self.k = k
+        self.random_state = random_state
 
     def _weight_list(self, n: int) -> list[float]:
         self._check(self.k >= 0, f"k must be >= 0, got {self.k}")
@@ -202,21 +274,25 @@ class SwitchingHybrid(Recommender):
         Exactly two: the collaborative model, then the cold-start model (None: EASE, then
         content).
     min_ratings : int
+    random_state : int or None
+        As in :class:`WeightedHybrid`.
     """
 
     name = "switching"
+    blas_threads = None
 
-    def __init__(self, models: ModelSpec | None = None, min_ratings: int = 5) -> None:
+    def __init__(
+        self, models: ModelSpec | None = None, min_ratings: int = 5, random_state: int | None = 0
+    ) -> None:
         self.models = models
         self.min_ratings = min_ratings
+        self.random_state = random_state
 
     def _fit(self, train: Dataset) -> None:
         specs = _specs(self.models)
         self._check(len(specs) == 2, "give exactly two models: the CF model, then the cold one")
         self._check(int(self.min_ratings) >= 1, "min_ratings must be >= 1")
-        from movierec.models import make_model
-
-        self.models_ = [make_model(n, **p).fit(train) for n, p in specs]
+        self.models_ = [fit_shared(_build(n, p, self.random_state), train) for n, p in specs]
 
     def _score(self, users: np.ndarray) -> np.ndarray:
         warm = self.user_count_[users] >= int(self.min_ratings)

@@ -71,6 +71,24 @@ class ImplicitALS(Recommender):
     """
 
     name = "ials"
+    #: Hyperparameter ranges for `movierec tune`, `cv --tune` and `tuning:` in a config.
+    search_space = {
+        "factors": {"type": "int", "low": 32, "high": 192, "log": True, "grid": [32, 64, 128]},
+        "regularization": {
+            "type": "float",
+            "low": 1.0,
+            "high": 300.0,
+            "log": True,
+            "grid": [5.0, 50.0, 200.0],
+        },
+        "alpha": {
+            "type": "float",
+            "low": 1.0,
+            "high": 50.0,
+            "log": True,
+            "grid": [3.0, 10.0, 30.0],
+        },
+    }
 
     def __init__(
         self,

@@ -133,6 +133,13 @@ class ItemKNN(Recommender):
     """
 
     name = "itemknn"
+    #: Hyperparameter ranges for `movierec tune`, `cv --tune` and `tuning:` in a config.
+    search_space = {
+        "k": {"type": "int", "low": 10, "high": 1000, "log": True, "grid": [20, 50, 100, 200, 500]},
+        "shrink": {"type": "float", "low": 0.0, "high": 200.0, "grid": [0, 10, 50]},
+        "weighting": {"type": "categorical", "choices": ["none", "tfidf", "bm25"]},
+        "binary": {"type": "categorical", "choices": [True, False]},
+    }
 
     def __init__(
         self,

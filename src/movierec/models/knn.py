@@ -61,6 +61,12 @@ class KNNBaseline(Recommender):
 
     rating_model = True
     name = "knnbaseline"
+    #: Hyperparameter ranges for `movierec tune`, `cv --tune` and `tuning:` in a config.
+    search_space = {
+        "k": {"type": "int", "low": 10, "high": 200, "log": True, "grid": [20, 40, 80]},
+        "min_k": {"type": "int", "low": 1, "high": 10, "grid": [1, 3, 5]},
+        "shrinkage": {"type": "float", "low": 0.0, "high": 300.0, "grid": [0, 50, 100, 200]},
+    }
 
     def __init__(
         self,

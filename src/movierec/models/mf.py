@@ -195,6 +195,19 @@ class SVD(_SGDBase):
     """
 
     name = "svd"
+    #: Hyperparameter ranges for `movierec tune`, `cv --tune` and `tuning:` in a config.
+    search_space = {
+        "n_factors": {"type": "int", "low": 10, "high": 200, "log": True, "grid": [20, 50, 100]},
+        "n_epochs": {"type": "int", "low": 10, "high": 60, "grid": [20, 40]},
+        "lr_all": {"type": "float", "low": 0.001, "high": 0.03, "log": True, "grid": [0.005, 0.01]},
+        "reg_all": {
+            "type": "float",
+            "low": 0.005,
+            "high": 0.3,
+            "log": True,
+            "grid": [0.02, 0.05, 0.1],
+        },
+    }
 
     def __init__(
         self,
@@ -341,6 +354,19 @@ class SVDpp(_SGDBase):
     """
 
     name = "svdpp"
+    #: Hyperparameter ranges for `movierec tune`, `cv --tune` and `tuning:` in a config.
+    search_space = {
+        "n_factors": {"type": "int", "low": 5, "high": 60, "log": True, "grid": [10, 20, 40]},
+        "n_epochs": {"type": "int", "low": 10, "high": 40, "grid": [20, 30]},
+        "lr_all": {
+            "type": "float",
+            "low": 0.001,
+            "high": 0.02,
+            "log": True,
+            "grid": [0.005, 0.007],
+        },
+        "reg_all": {"type": "float", "low": 0.005, "high": 0.3, "log": True, "grid": [0.02, 0.05]},
+    }
     biased = True
     _terms = ("bu", "bi", "pu", "qi", "yj")
 

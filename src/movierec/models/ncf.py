@@ -60,6 +60,13 @@ class NCF(Recommender):
     """
 
     name = "ncf"
+    #: Hyperparameter ranges for `movierec tune`, `cv --tune` and `tuning:` in a config.
+    search_space = {
+        "factors": {"type": "int", "low": 8, "high": 64, "log": True, "grid": [16, 32]},
+        "lr": {"type": "float", "low": 0.0001, "high": 0.01, "log": True, "grid": [0.001, 0.003]},
+        "dropout": {"type": "float", "low": 0.0, "high": 0.5, "grid": [0.0, 0.2]},
+        "epochs": {"type": "int", "low": 5, "high": 30, "grid": [10, 20]},
+    }
 
     def __init__(
         self,

@@ -48,6 +48,25 @@ class NMF(Recommender):
 
     rating_model = True
     name = "nmf"
+    #: Hyperparameter ranges for `movierec tune`, `cv --tune` and `tuning:` in a config.
+    search_space = {
+        "n_factors": {"type": "int", "low": 5, "high": 60, "log": True, "grid": [10, 15, 30]},
+        "n_epochs": {"type": "int", "low": 20, "high": 100, "grid": [50, 80]},
+        "reg_pu": {
+            "type": "float",
+            "low": 0.001,
+            "high": 0.5,
+            "log": True,
+            "grid": [0.02, 0.06, 0.2],
+        },
+        "reg_qi": {
+            "type": "float",
+            "low": 0.001,
+            "high": 0.5,
+            "log": True,
+            "grid": [0.02, 0.06, 0.2],
+        },
+    }
 
     def __init__(
         self,

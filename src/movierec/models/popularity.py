@@ -19,6 +19,16 @@ class Popularity(Recommender):
     """
 
     name = "popularity"
+    #: Hyperparameter ranges for `movierec tune`, `cv --tune` and `tuning:` in a config.
+    search_space = {
+        "half_life_days": {
+            "type": "float",
+            "low": 7.0,
+            "high": 3650.0,
+            "log": True,
+            "grid": [30, 365, 3650],
+        }
+    }
 
     def __init__(self, threshold: float = 4.0, half_life_days: float | None = None) -> None:
         self.threshold = threshold
