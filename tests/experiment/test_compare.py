@@ -91,6 +91,12 @@ def test_chosen_on_validation_reported_on_test(res, split) -> None:
     for label, p in res["production"].items():
         assert p["artifact_mb"] > 0 and p["latency_ms_median"] > 0, label
     assert res["split"]["leaks"]["pairs_train_test"] == 0
+    # how well validation ranks the models: Spearman across models, recomputed here
+    from scipy.stats import spearmanr
+
+    models = sorted(val)
+    rho = spearmanr([val[m]["ndcg@10"] for m in models], [test[m]["ndcg@10"] for m in models])
+    assert res["rank_correlation"] == pytest.approx(rho.statistic, abs=1e-12)
 
 
 def test_test_models_were_refitted_on_train_and_validation(run, split) -> None:

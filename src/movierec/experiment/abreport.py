@@ -536,6 +536,14 @@ def _verdict(exp: Experiment, rep: dict[str, Any]) -> dict[str, Any]:
         else:
             parts.append(f"{c['variant']} vs {exp.control}: no significant difference on "
                          f"{c['metric']} (lift {lift_s}, Holm p = {p:.3g})")  # fmt: skip
+    for c in rep["comparisons"]:
+        if (
+            c["metric"] in exp.guardrails
+            and c.get("significant")
+            and (c["diff"]["estimate"] or 0) < 0
+        ):
+            parts.append(f"guardrail {c['metric']} is worse for {c['variant']} (Holm p = "
+                         f"{c['pvalue_holm']:.3g})")  # fmt: skip
     stop = "yes" if can_stop else "no"
     v["status"] = status
     v["text"] = "; ".join(parts) + f". Stopping now is valid (sequential test): {stop}."
@@ -646,9 +654,10 @@ def format_report(rep: dict[str, Any]) -> str:
     lines.append(text_table(rows, head, right=range(2, len(head))))
     lines.append("* decision family (Holm-adjusted): primary metric and guardrails")
     for c in rep["cuped"]:
-        lines.append(f"CUPED {c['variant']} {c['metric']}: variance -{_pct(c['variance_reduction'])}"
-                     f", interval {_n(c['ci_width_raw'])} -> {_n(c['ci_width_cuped'])} "
-                     f"(-{_pct(c['interval_shrink'])}); diff {_n(c['diff']['estimate'])} "
+        lines.append(f"CUPED {c['variant']} {c['metric']}: variance reduced "
+                     f"{_share(c['variance_reduction'])}, interval {_n(c['ci_width_raw'])} -> "
+                     f"{_n(c['ci_width_cuped'])} ({_share(c['interval_shrink'])} narrower); diff "
+                     f"{_n(c['diff']['estimate'])} "
                      f"[{_n(c['diff']['ci_low'])}, {_n(c['diff']['ci_high'])}]")  # fmt: skip
     for s in (rep.get("timeline") or {}).get("series", []):
         q = s["sequential"]
@@ -668,6 +677,10 @@ def _half(s: dict[str, Any]) -> float | None:
     if s["ci_high"] is None or s["mean"] is None:
         return None
     return s["ci_high"] - s["mean"]
+
+
+def _share(x: Any) -> str:
+    return "-" if x is None else f"{x:.1%}"
 
 
 def _pct(x: Any) -> str:

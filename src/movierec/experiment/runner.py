@@ -35,6 +35,7 @@ from movierec.evaluation.curves import learning_curve
 from movierec.evaluation.evaluator import EvalResult, _clean, evaluate_model
 from movierec.evaluation.metrics import lower_is_better
 from movierec.experiment.config import ExperimentConfig
+from movierec.experiment.tuning import validation_test_rank_correlation
 from movierec.models.base import Recommender
 from movierec.models.hybrid import fit_shared, shared_fits
 from movierec.split import Split
@@ -388,6 +389,9 @@ def compare(
             "validation": val.to_json(),
             "test": test.to_json(),
             "validation_to_test": drop,
+            "rank_correlation": validation_test_rank_correlation(
+                val.summary, test.summary, primary
+            ),
             "tuned": tuned,
             "tuning": tuning_report,
             "significance": significance(test, best, per_user_metric),

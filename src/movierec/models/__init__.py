@@ -26,6 +26,12 @@ REGISTRY: dict[str, str] = {
     "rrf": "movierec.models.hybrid:RRFHybrid",
     "switching": "movierec.models.hybrid:SwitchingHybrid",
     "ncf": "movierec.models.ncf:NCF",
+    "bayesmf": "movierec.models.bayes:BayesMF",
+    "blend": "movierec.models.blend:RatingBlend",
+    "p3alpha": "movierec.models.graph:P3alpha",
+    "rp3beta": "movierec.models.graph:RP3beta",
+    "slim": "movierec.models.slim:SLIM",
+    "sequential": "movierec.models.sequential:SequentialTransitions",
 }
 
 

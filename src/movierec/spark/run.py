@@ -122,7 +122,7 @@ def compare(
 
     labels = [lb for lb, s in cfg.available_models().items() if s.model in SPARK_MODELS]
     skipped = {
-        lb: f"{s.model} has no Spark MLlib version (run it with --engine local)"
+        lb: f"{s.model}: no Spark MLlib version; run it with --engine local"
         for lb, s in cfg.models.items()
         if s.model not in SPARK_MODELS
     }

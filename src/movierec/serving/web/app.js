@@ -8,6 +8,8 @@ const $ = (sel, root = document) => root.querySelector(sel);
 const state = {
   models: [],
   model: localStorage.getItem(STORE + "model") || "",
+  // only a model the visitor picked is sent; otherwise the server (and its experiments) choose
+  picked: Boolean(localStorage.getItem(STORE + "model")),
   genres: new Set(),
   yearMin: null,
   yearMax: null,
@@ -445,7 +447,7 @@ async function loadRecs() {
   const seq = ++state.recsSeq;
   const list = $("#recs");
   list.setAttribute("aria-busy", "true");
-  const params = { k: state.k, model: state.model, ...filterParams() };
+  const params = { k: state.k, model: state.picked ? state.model : "", ...filterParams() };
   let path;
   if (state.user !== null) {
     path = `/users/${state.user}/recommendations${query(params)}`;
@@ -453,8 +455,9 @@ async function loadRecs() {
     const fav = state.favorite ? state.favorite.movieId : null;
     path = `/sessions/${state.sid}/recommendations${query({ ...params, favorite: fav })}`;
   } else {
-    // No session before the first rating: an id no one has gets the popularity fallback.
-    path = `/users/0/recommendations${query(params)}`;
+    // No session before the first rating: an id no one has gets the popularity fallback;
+    // the model is named so that this shared placeholder user never enters an experiment.
+    path = `/users/0/recommendations${query({ ...params, model: state.model })}`;
   }
   let data;
   try {
@@ -907,7 +910,10 @@ async function loadModels() {
   try {
     const data = await api("/models");
     state.models = data.models;
-    if (!state.models.some((m) => m.label === state.model)) state.model = data.default;
+    if (!state.models.some((m) => m.label === state.model)) {
+      state.model = data.default;
+      state.picked = false;
+    }
     sel.replaceChildren(
       ...state.models.map((m) =>
         el("option", { value: m.label, selected: m.label === state.model, text: modelLabel(m.label) }),
@@ -943,6 +949,7 @@ async function exitUser() {
 function setupControls() {
   $("#model-select").addEventListener("change", (ev) => {
     state.model = ev.target.value;
+    state.picked = true;
     localStorage.setItem(STORE + "model", state.model);
     resetPaging();
     loadRecs();
