@@ -323,3 +323,62 @@ def test_ml100k_popularity_reference(ml100k) -> None:
     assert summ["users_evaluated"] == 812 and summ["users_fallback"] == 0
     assert abs(summ["ndcg@10"] - 0.057) < 0.003
     assert abs(summ["recall@10"] - 0.077) < 0.003
+
+
+def test_batch_size_follows_the_catalogue() -> None:
+    from movierec.evaluation.evaluator import batch_users
+
+    assert batch_users(59047) < batch_users(1682) == 4096
+    assert batch_users(59047) * 59047 <= 1 << 24
+    assert batch_users(10**9) == 64
+
+
+def test_one_pass_equals_each_model_alone_and_scores_shared_sub_models_once() -> None:
+    from movierec.evaluation.evaluator import evaluate_model, evaluate_models
+    from movierec.models.ease import EASE
+    from movierec.models.hybrid import RRFHybrid, fit_shared, shared_fits
+
+    split = random_holdout(checkerboard()[0], test_fraction=0.3, seed=0)
+    train = split.train
+    with shared_fits():
+        ease = fit_shared(EASE(l2=10.0), train)
+        rrf = fit_shared(RRFHybrid(models={"ease": {"l2": 10.0}, "popularity": {}}), train)
+    assert rrf.models_[0] is ease
+    pop = Popularity().fit(train)
+    models = {"ease": ease, "pop": pop, "rrf": rrf}
+    calls = []
+    orig = EASE._score
+    ease._score = lambda u: calls.append(1) or orig(ease, u)  # type: ignore[method-assign]
+    kw = {"history": train, "exclude": train, "k": (3, 5)}
+    got = evaluate_models(models, split.test, batch_size=7, **kw)
+    n_batches = -(-int(got["ease"][1]["users_evaluated"]) // 7)
+    assert len(calls) == n_batches  # ease scored once per block, for itself and for rrf
+    for label, m in models.items():
+        alone = evaluate_model(m, split.test, label=label, batch_size=1000, **kw)
+        assert got[label][0].equals(alone[0])
+        for key in ("ndcg@5", "recall@3", "users_evaluated", "coverage@5"):
+            assert got[label][1][key] == alone[1][key]
+
+
+def test_eta_and_progress_of_the_one_pass() -> None:
+    import time
+
+    from movierec.evaluation.evaluator import eta, evaluate_models
+
+    assert eta(time.perf_counter(), 0, 10) == ""
+    assert eta(time.perf_counter() - 10.0, 1, 3) == "20s left"
+    assert eta(time.perf_counter() - 60.0, 1, 4) == "3m00s left"
+    split = random_holdout(checkerboard()[0], test_fraction=0.3, seed=0)
+    seen = []
+    evaluate_models(
+        {"a": Popularity().fit(split.train), "b": Popularity().fit(split.train)},
+        split.test,
+        history=split.train,
+        exclude=split.train,
+        k=5,
+        batch_size=10,
+        progress=lambda label, done, total: seen.append((label, done, total)),
+    )
+    total = seen[-1][2]
+    assert seen[-1][1] == total and [x[0] for x in seen[:2]] == ["a", "b"]
+    assert [x[1] for x in seen] == sorted(x[1] for x in seen)

@@ -83,3 +83,27 @@ class TestContentTFIDF(ModelContract):
             ContentTFIDF(profile="mean").fit(data[1])
         with pytest.raises(ConfigError):
             ContentTFIDF(title_weight=0, genre_weight=0, tag_weight=0).fit(data[1])
+
+
+def test_dense_block_kernel_equals_sparse_product() -> None:
+    import scipy.sparse as sp
+
+    from movierec.kernels.content import csr_times_dense_t
+
+    rng = np.random.default_rng(3)
+    # sizes not multiples of the kernel's item chunk or user tile
+    v = sp.random(203, 37, density=0.2, format="csr", dtype=np.float32, random_state=4)
+    pt = rng.random((37, 21), dtype=np.float32)
+    got = csr_times_dense_t(v.indptr.astype(np.int64), v.indices, v.data, pt)
+    assert got.shape == (21, 203)
+    np.testing.assert_allclose(got, (v @ pt).T, rtol=1e-5, atol=1e-6)
+
+
+def test_scores_are_the_cosine_of_profile_and_item() -> None:
+    from sklearn.preprocessing import normalize
+
+    m = ContentTFIDF(profile="rating").fit(checkerboard()[1])
+    users = np.arange(10)
+    prof = normalize(m.user_ratings_[users] @ m.tfidf_, norm="l2", axis=1)
+    want = (prof @ m.tfidf_.T).toarray()
+    np.testing.assert_allclose(m.score(users), want, rtol=1e-5, atol=1e-6)

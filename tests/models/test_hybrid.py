@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from contract import N_USERS, ModelContract
+from contract import N_USERS, ModelContract, checkerboard
 
 from movierec.errors import ConfigError
 from movierec.models import make_model
@@ -9,6 +9,11 @@ from movierec.models.hybrid import RRFHybrid, SwitchingHybrid, WeightedHybrid, _
 
 EASE_P = {"l2": 10.0, "threshold": 4.0}
 TWO = {"ease": EASE_P, "content": {}}
+
+
+@pytest.fixture(scope="module")
+def data_cb():
+    return checkerboard()[1]
 
 
 def test_ranks() -> None:
@@ -98,3 +103,70 @@ class TestSwitchingHybrid(ModelContract):
     def test_registry_names(self) -> None:
         assert isinstance(make_model("switching"), SwitchingHybrid)
         assert isinstance(make_model("weighted"), WeightedHybrid)
+
+
+def _rrf_pair(train, candidates):
+    subs = [("ease", EASE_P), ("popularity", {})]
+    return RRFHybrid(models=subs, candidates=candidates).fit(train)
+
+
+def test_rrf_candidates_give_the_full_fusion_when_they_cover_the_catalogue(data_cb) -> None:
+    users = np.arange(N_USERS - 1)
+    full = _rrf_pair(data_cb, None)
+    short = _rrf_pair(data_cb, 1000)
+    np.testing.assert_array_equal(short.recommend(users, k=10)[0], full.recommend(users, k=10)[0])
+    np.testing.assert_allclose(short.score(users), full.score(users), rtol=1e-6)
+
+
+def test_rrf_candidates_top_k_equals_full_fusion_where_they_suffice(data_cb) -> None:
+    # few candidates: where the fused top-k items are in every sub-model's list and the
+    # k-th score beats what any other item could reach, the lists equal the full fusion's
+    c, k = 8, 3
+    users = np.arange(N_USERS - 1)
+    full = _rrf_pair(data_cb, None)
+    short = _rrf_pair(data_cb, c)
+    got, got_s = short.recommend(users, k=k)
+    want, _ = full.recommend(users, k=k)
+    lists = [m.recommend(users, k=c)[0] for m in short.models_]
+    bound = short.weights_ / (short.k + c + 1)  # most a rank beyond the list can give
+    certified = 0
+    for r in range(users.size):
+        in_all = [np.isin(got[r], lst[r]).all() for lst in lists]
+        if not all(in_all):
+            continue
+        s = short.score([users[r]])[0]
+        others = np.setdiff1d(np.flatnonzero(s > -1), got[r])
+        reach = s[others] + sum(
+            b * ~np.isin(others, lst[r]) for b, lst in zip(bound, lists, strict=True)
+        )
+        if reach.size and got_s[r, -1] <= reach.max():
+            continue
+        certified += 1
+        np.testing.assert_array_equal(got[r], want[r])
+    assert certified >= users.size // 2  # the check is not vacuous
+    # and the truncation is real: some scores differ from the full fusion
+    assert not np.allclose(short.score(users), full.score(users))
+
+
+def test_rrf_candidates_must_be_positive(data_cb) -> None:
+    with pytest.raises(ConfigError, match="candidates"):
+        _rrf_pair(data_cb, 0)
+
+
+def test_hybrid_reuses_the_sub_models_batch_scores(data_cb) -> None:
+    from movierec.models.hybrid import cached_score, ensemble_parts, shared_scores
+
+    hyb = RRFHybrid(models=TWO).fit(data_cb)
+    ease = hyb.models_[0]
+    calls = []
+    orig = type(ease)._score
+    ease._score = lambda u: calls.append(1) or orig(ease, u)  # type: ignore[method-assign]
+    users = np.arange(10)
+    with shared_scores(ensemble_parts([hyb])):
+        first = cached_score(ease, users)  # e.g. the evaluator scoring "ease" itself
+        hyb.score(users)
+        hyb.score(users[2:5])  # a subset of the block is looked up too
+    assert calls == [1]
+    hyb.score(users)  # outside the block: computed again
+    assert calls == [1, 1]
+    np.testing.assert_array_equal(first, ease.score(users))

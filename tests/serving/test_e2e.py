@@ -191,3 +191,32 @@ def test_two_workers(run: Path, tmp_path: Path) -> None:
             assert top[0] not in got
     finally:
         s.stop()
+
+
+def test_eight_threads_of_500_rating_posts_store_4000_rows(server: Server, tmp_path: Path) -> None:
+    """8 threads x 500 POSTs over real HTTP, some replayed with the same Idempotency-Key."""
+    errors: list[int] = []
+
+    def post(t: int) -> None:
+        c = httpx.Client(base_url=server.url, timeout=30)
+        for n in range(500):
+            body = {"movieId": [7, 17, 27, 37][n % 4], "rating": 0.5 + (n % 10) / 2}
+            head = {"Idempotency-Key": f"k{t}-{n}"}
+            r = c.post(f"/users/{2000 + t}/ratings", json=body, headers=head)
+            if r.status_code != 201:
+                errors.append(r.status_code)
+            if n % 50 == 0:  # a client retry: stored once
+                again = c.post(f"/users/{2000 + t}/ratings", json=body, headers=head)
+                if again.status_code not in (200, 201):
+                    errors.append(again.status_code)
+
+    threads = [threading.Thread(target=post, args=(t,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert errors == []
+    with sqlite3.connect(tmp_path / "fb.db") as con:
+        (n,) = con.execute("SELECT COUNT(*) FROM ratings").fetchone()
+        (users,) = con.execute("SELECT COUNT(DISTINCT user_id) FROM ratings").fetchone()
+    assert n == 4000 and users == 8

@@ -48,6 +48,8 @@ __all__ = [
     "EvalResult",
     "evaluate",
     "evaluate_model",
+    "evaluate_models",
+    "batch_users",
     "format_buckets",
     "relevant_sets",
     "run_evaluate",
@@ -59,6 +61,7 @@ ACCURACY, BEYOND = M.ACCURACY, M.BEYOND
 UNKNOWN = ("fallback", "skip", "error")
 
 Progress = Callable[[str, int, int], None]
+_BATCH_CELLS = 1 << 24
 
 
 # -- result -----------------------------------------------------------------------------------
@@ -247,7 +250,7 @@ def top_k_lists(
     *,
     exclude: Dataset | None = None,
     unknown: str = "fallback",
-    batch_size: int = 2048,
+    batch_size: int | None = None,
     progress: Progress | None = None,
     label: str = "",
     timings: dict[str, float] | None = None,
@@ -261,15 +264,16 @@ def top_k_lists(
     """
     if k < 1:
         raise ConfigError(f"k must be >= 1, got {k}")
+    n_items = model.n_items_
+    batch_size = batch_users(n_items) if batch_size is None else batch_size
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     u = np.atleast_1d(np.asarray(users, dtype=np.int64))
-    n_items = model.n_items_
     if exclude is not None:
         if exclude.n_items != n_items or exclude.n_users != model.n_users_:
             raise ConfigError("exclude data set and model use different id maps")
         csr = exclude.csr()
-        ex_ip, ex_ix = csr.indptr.astype(np.int64), csr.indices
+        ex_ip, ex_ix = csr.indptr.astype(np.int64, copy=False), csr.indices
     kk = min(k, n_items)
     items = np.empty((u.size, kk), dtype=np.int32)
     scores = np.empty((u.size, kk), dtype=np.float32)
@@ -301,6 +305,21 @@ def _check_k(k: Any) -> tuple[int, ...]:
     return tuple(sorted({int(x) for x in ks}))
 
 
+def batch_users(n_items: int, cells: int = _BATCH_CELLS) -> int:
+    """Users scored at once for a catalogue of ``n_items``: one score block of about
+    ``cells`` float32 cells (64 MB), 64..4096 users."""
+    return int(min(4096, max(64, cells // max(int(n_items), 1))))
+
+
+def eta(start: float, done: int, total: int) -> str:
+    """'3m05s left' from the time since ``start`` and the part done ('' before any)."""
+    if done <= 0 or total <= 0:
+        return ""
+    left = (time.perf_counter() - start) * (total - done) / done
+    m, s = divmod(int(round(left)), 60)
+    return f"{m}m{s:02d}s left" if m else f"{s}s left"
+
+
 def evaluate_model(
     model: Recommender,
     target: Dataset,
@@ -311,7 +330,7 @@ def evaluate_model(
     threshold: float = 4.0,
     unknown: str = "fallback",
     bucket_edges: tuple[int, int] = (20, 100),
-    batch_size: int = 2048,
+    batch_size: int | None = None,
     graded: bool | str = False,
     label: str = "model",
     progress: Progress | None = None,
@@ -323,35 +342,149 @@ def evaluate_model(
     same training part; None to score against what the model saw). Returns the per-user
     frame and the summary dict of :class:`EvalResult` for this model.
     """
+    return evaluate_models(
+        {label: model},
+        target,
+        history=history,
+        exclude=exclude,
+        k=k,
+        threshold=threshold,
+        unknown=unknown,
+        bucket_edges=bucket_edges,
+        batch_size=batch_size,
+        graded=graded,
+        progress=progress,
+    )[label]
+
+
+def evaluate_models(
+    models: Mapping[str, Recommender],
+    target: Dataset,
+    *,
+    history: Dataset,
+    exclude: Dataset | None,
+    k: Any = (5, 10, 20),
+    threshold: float = 4.0,
+    unknown: str = "fallback",
+    bucket_edges: tuple[int, int] = (20, 100),
+    batch_size: int | None = None,
+    graded: bool | str = False,
+    progress: Progress | None = None,
+) -> dict[str, tuple[pl.DataFrame, dict[str, float]]]:
+    """Evaluate fitted models in one pass over blocks of users: label -> (per-user frame,
+    summary) as :func:`evaluate_model` gives for each.
+
+    The relevant sets, each block's excluded items and the block's score rows of models
+    that hybrids share (:func:`movierec.models.hybrid.shared_scores`) are computed once for
+    all models. ``batch_size`` None derives the block from the catalogue size
+    (:func:`batch_users`). ``progress(label, users_done, users_total)`` is called as each
+    model starts on a block.
+    """
+    from movierec.models.hybrid import cached_score, ensemble_parts, shared_scores
+
     ks = _check_k(k)
     if unknown not in UNKNOWN:
         raise ConfigError(f"unknown must be one of {UNKNOWN}, got {unknown!r}")
+    if not models:
+        raise ConfigError("give at least one model to evaluate")
     t_start = time.perf_counter()
     users, ip, ix, gains_rel = relevant_sets(target, threshold, graded)
-    n_rel_all = np.diff(ip)
-    known = model.known_users(users) if users.size else np.zeros(0, bool)
-    n_skipped = 0
-    if unknown == "skip":
-        n_skipped = int((~known).sum())
-        keep = np.flatnonzero(known)
-        users, known = users[keep], known[keep]
-        ip, pos = _rows_of(ip, np.arange(ix.size, dtype=np.int32), keep)
-        ix, gains_rel = ix[pos], gains_rel[pos]
-        n_rel_all = np.diff(ip)
-    timings: dict[str, float] = {}
-    kmax = ks[-1]
-    rec, _ = top_k_lists(
-        model,
-        users,
-        kmax,
-        exclude=exclude,
-        unknown="error" if unknown == "error" else "fallback",
-        batch_size=batch_size,
-        progress=progress,
-        label=label,
-        timings=timings,
-    )
+    first = next(iter(models.values()))
+    n_items, n_users = first.n_items_, first.n_users_
+    for m in models.values():
+        m._require_fitted()
+        if (m.n_items_, m.n_users_) != (n_items, n_users):
+            raise ConfigError("the models use different id maps; fit them on the same data")
+    bs = batch_users(n_items) if batch_size is None else int(batch_size)
+    if bs < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    if exclude is not None:
+        if exclude.n_items != n_items or exclude.n_users != n_users:
+            raise ConfigError("exclude data set and model use different id maps")
+        csr = exclude.csr()  # the data set's own CSR, shared by every model and block
+        ex_ip, ex_ix = csr.indptr.astype(np.int64, copy=False), csr.indices
+    setup_s = time.perf_counter() - t_start
+    kk = min(ks[-1], n_items)
+    policy = "error" if unknown == "error" else "fallback"
+    state: dict[str, dict[str, Any]] = {}
+    for label, m in models.items():
+        known = m.known_users(users) if users.size else np.zeros(0, bool)
+        rows = np.flatnonzero(known) if unknown == "skip" else np.arange(users.size)
+        state[label] = {
+            "known": known,
+            "rows": rows,
+            "items": np.empty((rows.size, kk), np.int32),
+            "filled": 0,
+            "score_s": 0.0,
+            "topk_s": 0.0,
+        }
+    with shared_scores(ensemble_parts(models.values())):
+        for a in range(0, users.size, bs):
+            b = users[a : a + bs]
+            if exclude is not None:
+                bip, bix = _rows_of(ex_ip, ex_ix, b)
+            else:
+                bip, bix = np.zeros(b.size + 1, np.int64), np.empty(0, np.int32)
+            for label, m in models.items():
+                st = state[label]
+                if progress is not None:
+                    progress(label, a, users.size)
+                sel = st["rows"][(st["rows"] >= a) & (st["rows"] < a + b.size)] - a
+                if sel.size == 0:
+                    continue
+                mip, mix = (bip, bix) if sel.size == b.size else _rows_of(bip, bix, sel)
+                t0 = time.perf_counter()
+                got = m.score(b[sel], unknown=policy) if policy == "error" else None
+                got = cached_score(m, b[sel]) if got is None else got  # kept for hybrids
+                s = np.ascontiguousarray(got, dtype=np.float32)
+                t1 = time.perf_counter()
+                lists, _ = topk_rows(s, kk, mip, mix)
+                del s, got
+                st["items"][st["filled"] : st["filled"] + sel.size] = lists
+                st["filled"] += sel.size
+                st["score_s"] += t1 - t0
+                st["topk_s"] += time.perf_counter() - t1
+    if progress is not None:
+        progress("", users.size, users.size)
+    out = {}
+    for label, m in models.items():
+        st = state[label]
+        per_user, summary = _summarize(
+            m, str(label), target, history, users, ip, ix, gains_rel, st, ks, unknown,
+            bucket_edges, graded,
+        )  # fmt: skip
+        summary["eval_s"] = setup_s / len(models) + summary["score_s"] + summary["topk_s"]
+        summary["eval_s"] += summary["metrics_s"]
+        out[str(label)] = (per_user, summary)
+    return out
+
+
+def _summarize(
+    model: Recommender,
+    label: str,
+    target: Dataset,
+    history: Dataset,
+    users: np.ndarray,
+    ip: np.ndarray,
+    ix: np.ndarray,
+    gains_rel: np.ndarray,
+    st: dict[str, Any],
+    ks: tuple[int, ...],
+    unknown: str,
+    bucket_edges: tuple[int, int],
+    graded: bool | str,
+) -> tuple[pl.DataFrame, dict[str, float]]:
+    """Per-user metrics and summary of one model from its top-K lists (``st["items"]``)."""
     t_metrics = time.perf_counter()
+    known, rows = st["known"], st["rows"]
+    n_skipped = int(users.size - rows.size)
+    if n_skipped:
+        users, known = users[rows], known[rows]
+        ip, pos = _rows_of(ip, np.arange(ix.size, dtype=np.int32), rows)
+        ix, gains_rel = ix[pos], gains_rel[pos]
+    n_rel_all = np.diff(ip)
+    kmax = ks[-1]
+    rec = st["items"]
     gains = M.hit_matrix(rec, ip, ix, None if graded is False else gains_rel)
     if gains.shape[1] < kmax:  # catalogue smaller than K: pad with misses
         gains = np.pad(gains, ((0, 0), (0, kmax - gains.shape[1])))
@@ -408,10 +541,9 @@ def evaluate_model(
         summary["mae"] = M.mae(pred, tr)
         summary["rating_pairs"] = float(tr.size)
         summary["rating_fallbacks"] = float(np.asarray(fb).sum())
-    summary["score_s"] = timings.get("score_s", 0.0)
-    summary["topk_s"] = timings.get("topk_s", 0.0)
+    summary["score_s"] = st["score_s"]
+    summary["topk_s"] = st["topk_s"]
     summary["metrics_s"] = time.perf_counter() - t_metrics
-    summary["eval_s"] = time.perf_counter() - t_start
     return pl.DataFrame(cols), summary
 
 
@@ -422,11 +554,19 @@ def _genre_masks(ds: Dataset) -> np.ndarray:
     return ds.__dict__[key]
 
 
-def _stderr_progress(label: str, done: int, total: int) -> None:
-    sys.stderr.write(f"\r{label}: {done}/{total} users")
-    if done >= total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
+class _StderrProgress:
+    """'evaluating <model>: done/total users, ETA' on one terminal line."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+
+    def __call__(self, label: str, done: int, total: int) -> None:
+        if done >= total:
+            sys.stderr.write("\r\033[K")
+        else:
+            left = eta(self.start, done, total)
+            sys.stderr.write(f"\r\033[Kevaluating {label}: {done:,}/{total:,} users {left}")
+        sys.stderr.flush()
 
 
 def evaluate(
@@ -439,7 +579,7 @@ def evaluate(
     fit: bool = True,
     unknown: str = "fallback",
     bucket_edges: tuple[int, int] = (20, 100),
-    batch_size: int = 2048,
+    batch_size: int | None = None,
     graded: bool | str = False,
     progress: bool | Progress | None = None,
 ) -> EvalResult:
@@ -462,8 +602,9 @@ def evaluate(
         (``users_fallback``), left out and counted (``users_skipped``), or an error.
     bucket_edges : (int, int)
         Training-activity buckets: cold < edges[0] <= medium < edges[1] <= warm.
-    batch_size : int
-        Users scored at once (memory ~ batch_size x n_items x 4 bytes).
+    batch_size : int or None
+        Users scored at once (memory ~ batch_size x n_items x 4 bytes); None derives it
+        from the catalogue size (:func:`batch_users`).
     graded : bool or {"shifted", "rating"}
         Graded NDCG gains (rating - threshold + 1, or the rating); binary when False.
     progress : bool or callable(label, done, total), optional
@@ -481,37 +622,38 @@ def evaluate(
     if len(edges) != 2:
         raise ConfigError(f"bucket_edges must be two counts, got {bucket_edges!r}")
     if progress is True:
-        progress = _stderr_progress if sys.stderr.isatty() else None
+        progress = _StderrProgress() if sys.stderr.isatty() else None
     elif progress is False:
         progress = None
     if not np.any(target.ratings >= threshold):
         raise ConfigError(f"no {part} rating is >= threshold {threshold}; lower the threshold")
-    frames, summary = [], {}
+    fit_s: dict[str, float] = {}
     for label, model in models.items():
-        fit_s = math.nan
+        fit_s[str(label)] = math.nan
         if fit:
             t0 = time.perf_counter()
             model.fit(split.train)
-            fit_s = time.perf_counter() - t0
+            fit_s[str(label)] = time.perf_counter() - t0
         else:
             model._require_fitted()
-        per_user, s = evaluate_model(
-            model,
-            target,
-            history=split.train,
-            exclude=split.train,
-            k=ks,
-            threshold=threshold,
-            unknown=unknown,
-            bucket_edges=edges,  # type: ignore[arg-type]
-            batch_size=batch_size,
-            graded=graded,
-            label=str(label),
-            progress=progress,  # type: ignore[arg-type]
-        )
-        s["fit_s"] = fit_s
+    got = evaluate_models(
+        {str(label): m for label, m in models.items()},
+        target,
+        history=split.train,
+        exclude=split.train,
+        k=ks,
+        threshold=threshold,
+        unknown=unknown,
+        bucket_edges=edges,  # type: ignore[arg-type]
+        batch_size=batch_size,
+        graded=graded,
+        progress=progress,  # type: ignore[arg-type]
+    )
+    frames, summary = [], {}
+    for label, (per_user, s) in got.items():
+        s["fit_s"] = fit_s[label]
         frames.append(per_user)
-        summary[str(label)] = s
+        summary[label] = s
     return EvalResult(
         per_user=pl.concat(frames),
         summary=summary,
@@ -532,7 +674,7 @@ def save_recommendations(
     item_map: IdMap | None = None,
     user_map: IdMap | None = None,
     *,
-    batch_size: int = 2048,
+    batch_size: int | None = None,
 ) -> int:
     """Write every user's top-``k`` (userId, rank, movieId, score) to CSV or parquet.
 
@@ -547,6 +689,7 @@ def save_recommendations(
     if ext not in (".csv", ".parquet"):
         raise ConfigError(f"recommendations file must end with .csv or .parquet, got {path.name}")
     model._require_fitted()
+    batch_size = batch_users(model.n_items_) if batch_size is None else int(batch_size)
     if isinstance(split_or_users, Split):
         item_map = item_map or split_or_users.train.item_map
         user_map = user_map or split_or_users.train.user_map

@@ -32,7 +32,7 @@ from movierec.data.dataset import Dataset
 from movierec.errors import ConfigError
 from movierec.evaluation.analysis import _align, _fmt, holm
 from movierec.evaluation.curves import learning_curve
-from movierec.evaluation.evaluator import EvalResult, _clean, evaluate_model
+from movierec.evaluation.evaluator import EvalResult, _clean, eta, evaluate_models
 from movierec.evaluation.metrics import lower_is_better
 from movierec.experiment.config import ExperimentConfig
 from movierec.experiment.tuning import validation_test_rank_correlation
@@ -51,20 +51,43 @@ class CompareResult:
 
 
 class _Progress:
-    """Model and epoch on a terminal; silent otherwise."""
+    """Model, epoch and users evaluated, with the time left, on a terminal; silent otherwise."""
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled and sys.stderr.isatty()
         self.label = ""
+        self.start = time.perf_counter()
 
     def say(self, text: str) -> None:
         if self.enabled:
             sys.stderr.write(f"\r\033[K{text}")
             sys.stderr.flush()
 
+    def fitting(self, label: str) -> None:
+        self.label, self.start = label, time.perf_counter()
+
     def epoch(self, epoch: int, model: Recommender) -> bool:
-        self.say(f"fitting {self.label}: epoch {epoch + 1}")
+        total = next(
+            (
+                int(v)
+                for n in ("n_epochs", "iterations", "epochs")
+                if isinstance(v := getattr(model, n, None), int | float) and v >= 1
+            ),
+            0,
+        )
+        of = f"/{total} {eta(self.start, epoch + 1, total)}" if total else ""
+        self.say(f"fitting {self.label}: epoch {epoch + 1}{of}")
         return False
+
+    def evaluating(self, part: str) -> Any:
+        """The evaluator's progress callback for one phase (all models, one pass)."""
+        start = time.perf_counter()
+
+        def show(label: str, done: int, total: int) -> None:
+            self.say(f"evaluating on {part}: {done:,}/{total:,} users {eta(start, done, total)}"
+                     + (f" ({label})" if label else ""))  # fmt: skip
+
+        return show if self.enabled else None
 
     def done(self) -> None:
         if self.enabled:
@@ -136,7 +159,7 @@ def _fit_all(
             if spec.optional and not spec.available():
                 skipped[label] = f"{spec.model} is not installed (optional)"
                 continue
-            progress.label = label
+            progress.fitting(label)
             progress.say(f"fitting {label} on {train.name}")
             t = time.perf_counter()
             try:
@@ -164,22 +187,24 @@ def _evaluate(
     part: str,
     cfg: ExperimentConfig,
     fit_s: dict[str, float],
+    progress: _Progress | None = None,
 ) -> EvalResult:
-    """Every model on the relevant ratings of ``target``; ``exclude``'s items are removed
-    from each user's candidates, ``history`` gives the activity buckets and popularity."""
+    """Every model on the relevant ratings of ``target``, in one pass over blocks of users;
+    ``exclude``'s items are removed from each user's candidates, ``history`` gives the
+    activity buckets and popularity."""
     m = cfg.metrics
     frames, summary = [], {}
-    for label, model in models.items():
-        per_user, s = evaluate_model(
-            model,
-            target,
-            history=history,
-            exclude=exclude,
-            k=tuple(m.k),
-            threshold=m.threshold,
-            bucket_edges=tuple(cfg.buckets),
-            label=label,
-        )
+    got = evaluate_models(
+        models,
+        target,
+        history=history,
+        exclude=exclude,
+        k=tuple(m.k),
+        threshold=m.threshold,
+        bucket_edges=tuple(cfg.buckets),
+        progress=None if progress is None else progress.evaluating(part),
+    )
+    for label, (per_user, s) in got.items():
         s["fit_s"] = fit_s.get(label, math.nan)
         frames.append(per_user)
         summary[label] = s
@@ -322,7 +347,9 @@ def compare(
     # 1. fit on train, evaluate on validation, choose there
     fitted, fit_s, skipped = _fit_all(cfg, split.train, list(cfg.models), prog)
     prog.say("evaluating on validation")
-    val = _evaluate(fitted, split.validation, split.train, split.train, "validation", cfg, fit_s)
+    val = _evaluate(
+        fitted, split.validation, split.train, split.train, "validation", cfg, fit_s, prog
+    )
     primary = m.primary
     order = _ranked(val.summary, primary)
     best = order[0]
@@ -343,7 +370,7 @@ def compare(
     skipped.update({k: f"refit on train + validation: {v}" for k, v in failed.items()})
     order = [x for x in order if x in final]
     prog.say("evaluating on test")
-    test = _evaluate(final, split.test, history, trainval, "test", cfg, refit_s)
+    test = _evaluate(final, split.test, history, trainval, "test", cfg, refit_s, prog)
     prog.done()
     per_user_metric = primary if "@" in primary else f"ndcg@{test.primary_k}"
 

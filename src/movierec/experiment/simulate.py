@@ -194,7 +194,9 @@ def simulate(
     cfg = cfg.model_copy(update={"store": url, "models": None, "default": None})
     store = Store(url)
     engine = Engine(tmp / "models", cfg, store)
-    now = [exp.start_ts if exp.start_ts is not None else math.floor(time.time() - days * DAY)]
+    # by default the experiment starts at a UTC midnight, so simulated days are calendar days
+    start = exp.start_ts if exp.start_ts is not None else (time.time() // DAY - days) * DAY
+    now = [math.floor(start)]
     t0 = now[0]
     engine.clock = lambda: now[0]
     n_req = n_click = n_lost = 0

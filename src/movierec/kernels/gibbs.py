@@ -12,6 +12,9 @@ Randomness is numba's ``np.random``, seeded per row from the caller's seed, so p
 rows give the same draws whatever the thread schedule.
 """
 
+# numba implements only the legacy np.random API (seeded per thread), not Generator
+# ruff: noqa: NPY002
+
 import numba as nb
 import numpy as np
 

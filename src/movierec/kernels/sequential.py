@@ -6,59 +6,65 @@ import numpy as np
 from movierec.kernels.graph import _pop_sorted, _push_best
 
 
-@nb.njit(cache=True)
-def transitions(
-    indptr: np.ndarray, seq: np.ndarray, window: int, decay: float, backward: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(from, to, weight) of every transition within ``window`` steps of each user's history.
-
-    ``seq[indptr[u]:indptr[u + 1]]`` is user u's items in time order. The item at position
-    p leads to the one at p + d (1 <= d <= window) with weight ``decay ** (d - 1)``; with
-    ``backward > 0`` also back to it with ``backward`` times that weight. Duplicates are
-    left for the caller to sum.
-    """
-    n_users = indptr.shape[0] - 1
-    total = 0
-    for u in range(n_users):
-        n = indptr[u + 1] - indptr[u]
-        for d in range(1, window + 1):
-            if n > d:
-                total += n - d
-    mult = 2 if backward > 0.0 else 1
-    rows = np.empty(total * mult, dtype=np.int32)
-    cols = np.empty(total * mult, dtype=np.int32)
-    vals = np.empty(total * mult, dtype=np.float32)
-    t = 0
-    for u in range(n_users):
-        a, b = indptr[u], indptr[u + 1]
-        for p in range(a, b):
-            w = 1.0
-            for q in range(p + 1, min(b, p + window + 1)):
-                rows[t], cols[t], vals[t] = seq[p], seq[q], w
-                t += 1
-                if mult == 2:
-                    rows[t], cols[t], vals[t] = seq[q], seq[p], w * backward
-                    t += 1
-                w *= decay
-    return rows, cols, vals
-
-
 @nb.njit(parallel=True, cache=True)
-def csr_row_topk(
-    indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, k: int
+def transition_topk(
+    seq: np.ndarray,
+    seg_start: np.ndarray,
+    seg_end: np.ndarray,
+    occ_indptr: np.ndarray,
+    occ_pos: np.ndarray,
+    window: int,
+    decay: float,
+    backward: float,
+    k: int,
+    n_chunks: int = 256,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` largest positive entries of each CSR row off the diagonal, best first (ties
-    to the lower column): (columns int32 (n, k), values float32 (n, k)), padded -1 and 0."""
-    n = indptr.shape[0] - 1
-    out_j = np.full((n, k), -1, dtype=np.int32)
-    out_s = np.zeros((n, k), dtype=np.float32)
-    for i in nb.prange(n):
+    """The ``k`` largest transition weights out of every item, best first.
+
+    ``seq`` holds every user's items in time order, user after user; position p belongs
+    to the user segment ``[seg_start[p], seg_end[p])``. ``occ_pos[occ_indptr[i]:
+    occ_indptr[i + 1]]`` lists the positions of item i. The item at p leads to the one at
+    p + d (1 <= d <= window, same user) with weight ``decay ** (d - 1)``, and with
+    ``backward`` times that to the one at p - d. Items run in ``n_chunks`` parallel chunks,
+    each with one dense accumulator; the diagonal is dropped, ties go to the lower index.
+
+    Returns (items int32 (n_items, k), weights float32 (n_items, k)), padded with -1, 0.
+    """
+    n_items = occ_indptr.shape[0] - 1
+    k = min(k, max(n_items - 1, 1))
+    out_j = np.full((n_items, k), -1, dtype=np.int32)
+    out_s = np.zeros((n_items, k), dtype=np.float32)
+    n_chunks = max(1, min(n_items, n_chunks))
+    for c in nb.prange(n_chunks):
+        acc = np.zeros(n_items, dtype=np.float64)
+        touched = np.empty(n_items, dtype=np.int64)
         hv = np.empty(k, dtype=np.float64)
         hi = np.empty(k, dtype=np.int64)
-        size = 0
-        for p in range(indptr[i], indptr[i + 1]):
-            j = indices[p]
-            if j != i and data[p] > 0.0:
-                size = _push_best(hv, hi, size, k, data[p], j)
-        _pop_sorted(hv, hi, size, out_j, out_s, i)
+        for i in range(c, n_items, n_chunks):
+            nt = 0
+            for o in range(occ_indptr[i], occ_indptr[i + 1]):
+                p = occ_pos[o]
+                w = 1.0
+                for d in range(1, window + 1):
+                    if p + d < seg_end[p]:
+                        j = seq[p + d]
+                        if acc[j] == 0.0:
+                            touched[nt] = j
+                            nt += 1
+                        acc[j] += w
+                    if backward > 0.0 and p - d >= seg_start[p]:
+                        j = seq[p - d]
+                        if acc[j] == 0.0:
+                            touched[nt] = j
+                            nt += 1
+                        acc[j] += backward * w
+                    w *= decay
+            size = 0
+            for t in range(nt):
+                j = touched[t]
+                s = acc[j]
+                acc[j] = 0.0
+                if j != i and s > 0.0:
+                    size = _push_best(hv, hi, size, k, s, j)
+            _pop_sorted(hv, hi, size, out_j, out_s, i)
     return out_j, out_s

@@ -32,6 +32,7 @@ REGISTRY: dict[str, str] = {
     "rp3beta": "movierec.models.graph:RP3beta",
     "slim": "movierec.models.slim:SLIM",
     "sequential": "movierec.models.sequential:SequentialTransitions",
+    "sasrec": "movierec.models.sasrec:SASRec",
 }
 
 

@@ -9,7 +9,6 @@ import numpy as np
 from movierec.data.dataset import Dataset
 from movierec.kernels.als import als_predict
 from movierec.kernels.gibbs import (
-    implicit_sums,
     sample_bin_biases,
     sample_implicit,
     sample_rows,
@@ -120,10 +119,10 @@ class BayesMF(Recommender):
 
     def __init__(
         self,
-        n_factors: int = 32,
+        n_factors: int = 10,
         n_samples: int = 200,
         burn_in: int = 40,
-        thin: int = 8,
+        thin: int = 2,
         implicit: bool = True,
         time_bins: int = 0,
         init_std: float = 0.1,
@@ -218,7 +217,7 @@ class BayesMF(Recommender):
                 sample_bin_biases(i_ptr, i_users, i_r, i_bin, mu, bu, pz, q, bi, bt, alpha,
                                   lam_t, int(seeds[3]))  # fmt: skip
                 lam_t = rng.gamma(1.0 + bt.size / 2, 1.0 / (1.0 + 0.5 * float((bt * bt).sum())))
-                i_off = mu + bt[i_users, i_bin]
+                i_off = mu + bt[items[by_i], i_bin]
                 u_off = mu + bt[u_items, u_bin]
             sse = sum_squared_errors(u_ptr, u_items, u_r, u_off, bu, pz, q, bi)
             losses.append(np.sqrt(sse / ratings.size))

@@ -11,6 +11,7 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 from sklearn.preprocessing import normalize
 
 from movierec.data.dataset import Dataset
+from movierec.kernels.content import csr_times_dense_t, profiles_t
 from movierec.models.base import Recommender
 
 _WORD = re.compile(r"[a-z0-9]+")
@@ -131,8 +132,7 @@ class ContentTFIDF(Recommender):
         v = normalize(sp.hstack(blocks).tocsr().astype(np.float32), norm="l2", axis=1)
         self.tfidf_ = v.tocsr()
         self.vocabulary_ = vocab
-        csr = train.csr()
-        self.user_ratings_ = csr.copy().astype(np.float32)
+        self.user_ratings_ = train.csr().astype(np.float32, copy=False)  # the data set's own
 
     def _weights(self, x: sp.csr_matrix) -> sp.csr_matrix:
         """Profile weights of rating rows (CSR, one row per user)."""
@@ -151,8 +151,13 @@ class ContentTFIDF(Recommender):
         return x
 
     def _profile_scores(self, x: sp.csr_matrix) -> np.ndarray:
-        prof = normalize(self._weights(x) @ self.tfidf_, norm="l2", axis=1)
-        return np.asarray((prof @ self.tfidf_.T).todense(), dtype=np.float32)
+        # profiles are small (users x terms, made dense); the users x items product is a
+        # dense block computed by item chunks on every core, never a sparse product
+        w, v = self._weights(x), self.tfidf_
+        vip = v.indptr.astype(np.int64)
+        vix, vd = v.indices.astype(np.int32, copy=False), v.data.astype(np.float32, copy=False)
+        pt = profiles_t(w.indptr.astype(np.int64), w.indices, w.data, vip, vix, vd, int(v.shape[1]))
+        return csr_times_dense_t(vip, vix, vd, pt)
 
     def _score(self, users: np.ndarray) -> np.ndarray:
         return self._profile_scores(self.user_ratings_[users])

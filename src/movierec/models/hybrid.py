@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from movierec.data.dataset import Dataset
+from movierec.kernels.topk import topk_rows
 from movierec.models.base import Recommender
 
 ModelSpec = dict[str, dict[str, Any]] | list[tuple[str, dict[str, Any]]] | list[list[Any]]
@@ -93,6 +94,56 @@ def fit_shared(model: Recommender, train: Dataset, callback: Any = None) -> Reco
     return model
 
 
+_SCORES: ContextVar[dict[int, tuple[np.ndarray, np.ndarray]] | None] = ContextVar(
+    "movierec_shared_scores", default=None
+)
+
+
+@contextmanager
+def shared_scores(models: Any) -> Iterator[None]:
+    """Inside this block, :func:`cached_score` of one of ``models`` keeps its last batch of
+    scores, so a hybrid built on a model evaluated in the same batch (``compare``: the iALS
+    of ``ials`` and of ``rrf``) reuses its score rows instead of computing them again."""
+    token = _SCORES.set(
+        {id(m): (np.zeros(0, np.int64), np.zeros((0, 0), np.float32)) for m in models}
+    )
+    try:
+        yield
+    finally:
+        _SCORES.reset(token)
+
+
+def cached_score(model: Recommender, users: np.ndarray) -> np.ndarray:
+    """``model.score(users)`` (fallback policy), served from the last batch inside
+    :func:`shared_scores` when ``users`` are those users or a subset of them. The array
+    returned may be shared: callers must not write into it."""
+    pool = _SCORES.get()
+    if pool is None or id(model) not in pool:
+        return model.score(users)
+    u = np.asarray(users, dtype=np.int64)
+    have, s = pool[id(model)]
+    if have.size and u.size <= have.size:
+        if u.size == have.size and np.array_equal(u, have):
+            return s
+        pos = np.minimum(np.searchsorted(have, u), have.size - 1)
+        if np.all(have[pos] == u):
+            return s[pos]
+    out = model.score(u)
+    if u.size < 2 or np.all(np.diff(u) > 0):  # sorted: later subsets can be looked up
+        pool[id(model)] = (u.copy(), out)
+    return out
+
+
+def ensemble_parts(models: Any) -> list[Recommender]:
+    """The fitted sub-models of every hybrid among ``models`` (for :func:`shared_scores`)."""
+    out: dict[int, Recommender] = {}
+    for m in models:
+        for sub in getattr(m, "models_", None) or []:
+            if isinstance(sub, Recommender):
+                out[id(sub)] = sub
+    return list(out.values())
+
+
 def _min_max(s: np.ndarray) -> np.ndarray:
     """Per-row min-max scaling to [0, 1] over the finite entries; others become 0."""
     s = np.asarray(s, dtype=np.float32)
@@ -143,7 +194,7 @@ class _Ensemble(Recommender):
         rows = np.repeat(np.arange(users.size), np.diff(ip))
         out = []
         for m in self.models_:
-            s = np.array(m.score(users), dtype=np.float32)
+            s = np.array(cached_score(m, users), dtype=np.float32)
             s[rows, ix] = -np.inf
             out.append(s)
         return out
@@ -229,6 +280,13 @@ class RRFHybrid(_Ensemble):
         equal weights otherwise.
     k : float
         The RRF constant (60 in the paper): larger flattens the rank curve.
+    candidates : int or None
+        Fuse each sub-model's top ``candidates`` unseen items only (as RRF fuses top-N
+        lists): an item outside a list gets nothing from that model, an item in no list
+        scores 0. Where the fused top-k items are in every list and the k-th fused score
+        beats what any other item could reach (each missing rank > ``candidates``), the
+        top-k equals the full fusion's. None ranks the whole catalogue for every user
+        (slow on large catalogues: a sort per user and model).
     random_state : int or None
         As in :class:`WeightedHybrid`.
     """
@@ -240,15 +298,22 @@ class RRFHybrid(_Ensemble):
         models: ModelSpec | None = None,
         weights: list[float] | None = None,
         k: float = 60.0,
+        candidates: int | None = 300,
         random_state: int | None = 0,
     ) -> None:
         self.models = models
         self.weights = weights
         self.k = k
+        self.candidates = candidates
         self.random_state = random_state
 
     def _weight_list(self, n: int) -> list[float]:
         self._check(self.k >= 0, f"k must be >= 0, got {self.k}")
+        c = self.candidates
+        self._check(
+            c is None or (isinstance(c, int | np.integer) and not isinstance(c, bool) and c >= 1),
+            f"candidates must be an integer >= 1 or None, got {c!r}",
+        )
         if self.weights is None and n == 2:
             return [0.6, 0.4]
         return super()._weight_list(n)
@@ -258,6 +323,20 @@ class RRFHybrid(_Ensemble):
         for w, s in zip(self.weights_, parts, strict=True):
             out += np.float32(w) / (np.float32(self.k) + _ranks(s))
         return out
+
+    def _score(self, users: np.ndarray) -> np.ndarray:
+        ex = self._seen_rows(users)
+        if self.candidates is None:
+            return self._finish(self._combine(self._parts(users, ex)), ex)
+        c = min(int(self.candidates), self.n_items_)
+        out = np.zeros((users.size, self.n_items_), dtype=np.float32)
+        ranks = np.arange(1, c + 1, dtype=np.float32)
+        for w, m in zip(self.weights_, self.models_, strict=True):
+            s = np.ascontiguousarray(cached_score(m, users), dtype=np.float32)
+            top, _ = topk_rows(s, c, ex[0], ex[1])  # seen items, -inf and NaN skipped
+            r, pos = np.nonzero(top >= 0)
+            out[r, top[r, pos]] += np.float32(w) / (np.float32(self.k) + ranks[pos])
+        return self._finish(out, ex)
 
 
 class SwitchingHybrid(Recommender):
@@ -299,7 +378,7 @@ class SwitchingHybrid(Recommender):
         out = np.empty((users.size, self.n_items_), dtype=np.float32)
         for mask, model in ((warm, self.models_[0]), (~warm, self.models_[1])):
             if mask.any():
-                out[mask] = model.score(users[mask])
+                out[mask] = cached_score(model, users[mask])
         return out
 
     def fold_in(self, items: np.ndarray, ratings: np.ndarray) -> np.ndarray:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import numba as nb
 import numpy as np
 import scipy.sparse as sp
 
 from movierec.data.dataset import Dataset
-from movierec.kernels.sequential import csr_row_topk, transitions
+from movierec.kernels.sequential import transition_topk
 from movierec.kernels.sparse import coo_to_csr_order
 from movierec.models.base import Recommender
 from movierec.models.graph import NeighbourScoring, l1_rows, neighbours_csr
@@ -60,11 +61,11 @@ class SequentialTransitions(NeighbourScoring, Recommender):
 
     def __init__(
         self,
-        window: int = 5,
+        window: int = 20,
         decay: float = 0.8,
         backward: float = 0.5,
         n_last: int = 5,
-        recency_decay: float = 0.8,
+        recency_decay: float = 0.5,
         k: int = 200,
         normalize: bool = True,
         pop_weight: float = 0.01,
@@ -95,19 +96,27 @@ class SequentialTransitions(NeighbourScoring, Recommender):
         order = np.lexsort((i, ts, u))
         u, i = u[order], i[order].astype(np.int32)
         indptr, _ = coo_to_csr_order(u, self.n_users_)
-        r, c, v = transitions(
-            indptr.astype(np.int64), i, int(self.window), float(self.decay), float(self.backward)
-        )
         n = self.n_items_
-        t = sp.csr_matrix((v, (r, c)), shape=(n, n), dtype=np.float32)
-        t.sum_duplicates()
-        nbr, val = csr_row_topk(
-            t.indptr.astype(np.int64), t.indices.astype(np.int32), t.data, int(self.k)
+        counts = np.diff(indptr)
+        occ = np.argsort(i, kind="stable")
+        occ_indptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(i, minlength=n), out=occ_indptr[1:])
+        nbr, val = transition_topk(
+            i,
+            np.repeat(indptr[:-1], counts),
+            np.repeat(indptr[1:], counts),
+            occ_indptr,
+            occ.astype(np.int64),
+            int(self.window),
+            float(self.decay),
+            float(self.backward),
+            int(self.k),
+            16 * nb.get_num_threads(),
         )
         w = neighbours_csr(nbr, val, n)
         self.similarity_ = (l1_rows(w) if self.normalize else w).astype(np.float32)
         # each user's n_last latest items, weighted recency_decay ** (steps back)
-        ends = np.repeat(indptr[1:], np.diff(indptr))
+        ends = np.repeat(indptr[1:], counts)
         back = ends - 1 - np.arange(u.size)
         last = back < int(self.n_last)
         self.user_items_ = sp.csr_matrix(

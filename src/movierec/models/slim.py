@@ -60,17 +60,27 @@ class SLIM(NeighbourScoring, Recommender):
 
     name = "slim"
     search_space = {
-        "alpha": {"type": "float", "low": 1e-3, "high": 1.0, "log": True,
-                  "grid": [0.01, 0.03, 0.1, 0.3]},
-        "l1_ratio": {"type": "float", "low": 1e-3, "high": 0.5, "log": True,
-                     "grid": [0.01, 0.1, 0.3]},
+        "alpha": {
+            "type": "float",
+            "low": 1e-2,
+            "high": 10.0,
+            "log": True,
+            "grid": [0.1, 0.3, 1.0, 3.0],
+        },
+        "l1_ratio": {
+            "type": "float",
+            "low": 1e-4,
+            "high": 0.5,
+            "log": True,
+            "grid": [0.001, 0.003, 0.01, 0.1],
+        },
         "k": {"type": "int", "low": 20, "high": 500, "log": True, "grid": [50, 100, 200]},
     }
 
     def __init__(
         self,
-        alpha: float = 0.1,
-        l1_ratio: float = 0.1,
+        alpha: float = 1.0,
+        l1_ratio: float = 0.003,
         k: int = 100,
         n_candidates: int | None = 1000,
         max_iter: int = 50,
