@@ -105,6 +105,7 @@ def test_test_models_were_refitted_on_train_and_validation(run, split) -> None:
         b = load_bundle(run.out / "models" / label)
         assert b.meta["train"]["n_ratings"] == n, label
         assert b.history.nnz == n
+        assert b.meta["extra"]["trained_on"] == "train+validation"  # shown by the service's /ready
     # so the validation items are history: excluded from every test list
     tv = with_validation(split)
     ease = load_bundle(run.out / "models" / "ease").model

@@ -379,7 +379,10 @@ def compare(
     stage.chmod(0o755)
     try:
         prog.say("saving the models")
-        paths = artifacts.save_run(final, stage / "models", history)
+        on = "train+validation" if cfg.refit else "train"
+        paths = artifacts.save_run(
+            final, stage / "models", history, extra={k: {"trained_on": on} for k in final}
+        )
         production = {}
         known = np.flatnonzero(history.user_counts() > 0)
         for label in order:
