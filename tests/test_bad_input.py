@@ -626,3 +626,4 @@ def test_sigkill_train_and_compare(big: Path, good: Path, home: Path, tmp_path: 
     rc, err = finish(p)
     assert rc == 0, err
     assert (out / "results.json").is_file()
+    assert not temps(tmp_path)  # the killed run's stage (a dead pid's) was removed

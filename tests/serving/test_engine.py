@@ -166,6 +166,24 @@ def test_unknown_user_with_stored_ratings_is_folded_in(engine: Engine) -> None:
     assert sum("Drama" in m["genres"] for m in res["items"]) >= 4
 
 
+def test_ratings_stored_before_the_start_are_read(run: Path, tmp_path: Path) -> None:
+    """The engine skips the store read only for users it knows have no stored rating."""
+    url = f"sqlite:///{tmp_path / 'before.db'}"
+    with Store(url) as s:
+        s.add_rating(7, 5.0, user=654_321)
+        s.add_rating(17, 4.5, user=654_321)
+    store = Store(url)
+    try:
+        e = Engine(run, store=store)
+        res = e.recommend_user(654_321, k=5, model="ials")
+        assert res["fallback"] is None and not {7, 17} & set(ids(res))
+        assert e.recommend_user(111_111, k=5, model="ials")["fallback"] == "popularity"
+        e.rate_user(111_111, 7, 5.0)  # a new rater is read from then on
+        assert e.recommend_user(111_111, k=5, model="ials")["fallback"] is None
+    finally:
+        store.close()
+
+
 def test_models_without_fold_in_still_exclude_new_ratings(run: Path, engine: Engine) -> None:
     sv = engine.state.get("ials")
     sv.fold_in = False  # as for a model without fold_in

@@ -547,6 +547,12 @@ class Engine:
         #: the clock of exposures and outcomes (the simulator replays days through it)
         self.clock: Callable[[], float] = time.time
         self.writer: ExposureWriter | None = None
+        #: users with stored ratings, derived from the store at start and kept up to date by
+        #: this process's writes, so the others skip a store read; None (always read) when
+        #: other processes write too (several workers: verify_cache_with_store)
+        self._rated: set[int] | None = None
+        if store is not None and not self.config.verify_cache_with_store:
+            self._rated = store.rated_users()
         if store is not None:
             from movierec.serving.store import ExposureWriter
 
@@ -638,7 +644,9 @@ class Engine:
         return out
 
     def _stored_user(self, user: int) -> list[tuple[int, float, int]]:
-        return self.store.user_ratings(int(user)) if self.store is not None else []
+        if self.store is None or (self._rated is not None and int(user) not in self._rated):
+            return []
+        return self.store.user_ratings(int(user))
 
     def _require_session(self, sid: str) -> None:
         if not self._store().has_session(sid):
@@ -973,6 +981,8 @@ class Engine:
             movie=int(movie), rating=r, user=int(user), source="api",
             idempotency_key=idempotency_key,
         )  # fmt: skip
+        if self._rated is not None:
+            self._rated.add(int(user))  # before the invalidation: a later read sees the rating
         self.cache.invalidate(("user", int(user)))
         return {"user": int(user), "movieId": int(movie), "rating": r, "stored": True}
 

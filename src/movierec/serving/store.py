@@ -352,6 +352,14 @@ class Store:
         """``(movie, rating, ts)`` of a user's stored ratings: the latest per movie, oldest first."""
         return self._ratings(RatingRow.user_id, int(user))
 
+    def rated_users(self) -> set[int]:
+        """Raw ids of the users with at least one stored rating."""
+        with self._session() as s:
+            rows = s.execute(
+                select(RatingRow.user_id).where(RatingRow.user_id.is_not(None)).distinct()
+            ).all()
+        return {int(u) for (u,) in rows}
+
     def session_ratings(self, sid: str) -> list[tuple[int, float, int]]:
         """``(movie, rating, ts)`` of a session's ratings: the latest per movie, oldest first."""
         return self._ratings(RatingRow.session_id, sid)
