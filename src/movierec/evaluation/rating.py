@@ -73,19 +73,24 @@ def cross_validate(
             r = _score_part(m, s.test)
             r["fit_s"] = fit_s
             per.append(r)
-        rm = np.array([f["rmse"] for f in per])
-        ma = np.array([f["mae"] for f in per])
-        out[label] = {
-            "rmse_mean": float(rm.mean()),
-            "rmse_std": float(rm.std()),
-            "mae_mean": float(ma.mean()),
-            "mae_std": float(ma.std()),
-            "fit_s": float(sum(f["fit_s"] for f in per)),
-            "test_s": float(sum(f["test_s"] for f in per)),
-            "n_fallback": int(sum(f["n_fallback"] for f in per)),
-            "folds": per,
-        }
+        out[label] = fold_summary(per)
     return out
+
+
+def fold_summary(per: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and sd of RMSE/MAE over folds, summed times and fallbacks, and the folds."""
+    rm = np.array([f["rmse"] for f in per])
+    ma = np.array([f["mae"] for f in per])
+    return {
+        "rmse_mean": float(rm.mean()),
+        "rmse_std": float(rm.std()),
+        "mae_mean": float(ma.mean()),
+        "mae_std": float(ma.std()),
+        "fit_s": float(sum(f["fit_s"] for f in per)),
+        "test_s": float(sum(f["test_s"] for f in per)),
+        "n_fallback": int(sum(f["n_fallback"] for f in per)),
+        "folds": per,
+    }
 
 
 def holdout(split: Split, models: Mapping[str, Recommender]) -> dict[str, dict[str, Any]]:

@@ -658,7 +658,7 @@ def nested_cv(
     """
     import optuna
 
-    from movierec.evaluation.rating import _check_models, _score_part
+    from movierec.evaluation.rating import _check_models, _score_part, fold_summary
     from movierec.models import make_model, model_class
     from movierec.split import kfold, random_holdout
 
@@ -708,19 +708,7 @@ def nested_cv(
             per.append(r)
             if progress is not None:
                 progress(f"{name} fold {j + 1}/{folds}: outer {metric} {r[metric]:.4f}")
-        rm = np.array([f["rmse"] for f in per])
-        ma = np.array([f["mae"] for f in per])
-        out[name] = {
-            "rmse_mean": float(rm.mean()),
-            "rmse_std": float(rm.std()),
-            "mae_mean": float(ma.mean()),
-            "mae_std": float(ma.std()),
-            "fit_s": float(sum(f["fit_s"] for f in per)),
-            "test_s": float(sum(f["test_s"] for f in per)),
-            "n_fallback": int(sum(f["n_fallback"] for f in per)),
-            "tune_s": t_tune,
-            "folds": per,
-        }
+        out[name] = {**fold_summary(per), "tune_s": t_tune}
     return out
 
 
