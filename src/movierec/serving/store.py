@@ -24,7 +24,6 @@ import logging
 import os
 import secrets
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -51,6 +50,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from movierec.atomic import stage_dir
 from movierec.errors import ConfigError, ConflictError, DataError, StoreError, UnknownIdError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -759,7 +759,7 @@ def export(url: str, out: str | os.PathLike, force: bool = False) -> str:
         pl.col("timestamp"),
     )
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp = stage_dir(out.parent, f".{out.name}.tmp-")
     old: Path | None = None
     try:
         df.write_csv(tmp / "ratings.csv")
@@ -770,7 +770,7 @@ def export(url: str, out: str | os.PathLike, force: bool = False) -> str:
             finally:
                 os.close(fd)
         if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            old = stage_dir(out.parent, f".{out.name}.old-")
             os.replace(out, old / "a")
         os.replace(tmp, out)
     except BaseException:
