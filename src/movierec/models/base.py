@@ -136,7 +136,8 @@ class Recommender:
         self.n_users_ = train.n_users
         self.n_items_ = train.n_items
         self.seen_indptr_ = csr.indptr.astype(np.int64)
-        self.seen_indices_ = csr.indices.astype(np.int32)
+        # shared with the data set's matrix, not copied into every model
+        self.seen_indices_ = csr.indices.astype(np.int32, copy=False)
         self.user_count_ = np.diff(self.seen_indptr_).astype(np.int32)
         self.item_count_ = train.item_counts().astype(np.int32)
         self.rating_scale_ = tuple(train.rating_scale)
