@@ -24,6 +24,7 @@ import logging
 import os
 import secrets
 import shutil
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -714,12 +715,19 @@ def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
     # transactions are begun by _sqlite_begin, not by the driver's implicit BEGIN
     dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
-    for pragma in (
-        "journal_mode=WAL",
-        "synchronous=FULL",
-        "foreign_keys=ON",
-        "busy_timeout=30000",
-    ):
+    cur.execute("PRAGMA busy_timeout=30000")
+    # a new file's switch to WAL can be refused as busy, without the busy handler, while
+    # another connection opens it at the same moment: retry within the busy timeout
+    end = time.monotonic() + 30
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as e:
+            if ("lock" not in str(e) and "busy" not in str(e)) or time.monotonic() > end:
+                raise
+            time.sleep(0.02)
+    for pragma in ("synchronous=FULL", "foreign_keys=ON"):
         cur.execute(f"PRAGMA {pragma}")
     cur.close()
 
