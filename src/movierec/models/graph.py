@@ -50,7 +50,35 @@ class NeighbourScoring:
         return np.asarray((x @ self.similarity_).todense(), dtype=np.float32)[0]
 
 
-class P3alpha(NeighbourScoring, Recommender):
+class RatedNeighbourScoring(NeighbourScoring):
+    """Neighbour scoring of the interaction matrix (``threshold``, ``binary`` and optional
+    ``recency`` weighting, as ItemKNN), for the models whose similarity is fitted on it."""
+
+    threshold: float
+    binary: bool
+    recency: float | None
+    recency_floor: float
+
+    def _set_user_items(self, train: Dataset, x: sp.csr_matrix) -> None:
+        """``x`` (the fitted interactions) itself, or re-weighted by recency."""
+        self.user_items_ = (
+            x
+            if self.recency is None
+            else interaction_matrix(
+                train, self.threshold, self.binary, self.recency, self.recency_floor
+            )
+        )
+
+    def fold_in(self, items: np.ndarray, ratings: np.ndarray) -> np.ndarray:
+        """Scores of a new user: ``x_new W`` (the same as a trained user's, exactly)."""
+        self._require_fitted()  # type: ignore[attr-defined]
+        it, vals = fold_in_vector(
+            items, ratings, self.threshold, self.binary, self.recency, self.recency_floor
+        )
+        return self._fold_in_row(it, vals)
+
+
+class P3alpha(RatedNeighbourScoring, Recommender):
     r"""P3alpha (Cooper et al. 2014), as in Dacrema et al. 2019: a three-step random walk.
 
     With X the interactions (ratings >= ``threshold``; 1 or the rating), P_ui = X
@@ -137,21 +165,7 @@ class P3alpha(NeighbourScoring, Recommender):
         )
         w = neighbours_csr(nbr, sim, self.n_items_)
         self.similarity_ = (l1_rows(w) if self.normalize else w).astype(np.float32)
-        self.user_items_ = (
-            x
-            if self.recency is None
-            else interaction_matrix(
-                train, self.threshold, self.binary, self.recency, self.recency_floor
-            )
-        )
-
-    def fold_in(self, items: np.ndarray, ratings: np.ndarray) -> np.ndarray:
-        """Scores of a new user: ``x_new W`` (the same as a trained user's, exactly)."""
-        self._require_fitted()
-        it, vals = fold_in_vector(
-            items, ratings, self.threshold, self.binary, self.recency, self.recency_floor
-        )
-        return self._fold_in_row(it, vals)
+        self._set_user_items(train, x)
 
 
 class RP3beta(P3alpha):

@@ -12,11 +12,11 @@ from movierec.data.dataset import Dataset
 from movierec.errors import ConfigError
 from movierec.kernels.slim import slim_columns
 from movierec.models.base import Recommender
-from movierec.models.graph import NeighbourScoring
-from movierec.models.itemknn import check_recency, fold_in_vector, interaction_matrix
+from movierec.models.graph import RatedNeighbourScoring
+from movierec.models.itemknn import check_recency, interaction_matrix
 
 
-class SLIM(NeighbourScoring, Recommender):
+class SLIM(RatedNeighbourScoring, Recommender):
     r"""SLIM with ElasticNet weights (Ning & Karypis 2011; Dacrema et al. 2019's setup).
 
     For every item j, with X the interactions (ratings >= ``threshold``; 1 or the rating)
@@ -162,18 +162,4 @@ class SLIM(NeighbourScoring, Recommender):
         self.similarity_.sort_indices()
         self.kept_items_ = kept
         self.items_excluded_ = int(n - m)
-        self.user_items_ = (
-            x
-            if self.recency is None
-            else interaction_matrix(
-                train, self.threshold, self.binary, self.recency, self.recency_floor
-            )
-        )
-
-    def fold_in(self, items: np.ndarray, ratings: np.ndarray) -> np.ndarray:
-        """Scores of a new user: ``x_new W`` (the same as a trained user's, exactly)."""
-        self._require_fitted()
-        it, vals = fold_in_vector(
-            items, ratings, self.threshold, self.binary, self.recency, self.recency_floor
-        )
-        return self._fold_in_row(it, vals)
+        self._set_user_items(train, x)
