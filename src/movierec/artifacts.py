@@ -50,7 +50,7 @@ import polars as pl
 import scipy.sparse as sp
 
 import movierec
-from movierec.atomic import alive, clean_stale, stage_dir
+from movierec.atomic import alive, check_interrupt, clean_stale, stage_dir
 from movierec.data.dataset import Dataset, IdMap
 from movierec.errors import ArtifactError, UnknownIdError
 from movierec.models.base import Recommender
@@ -442,6 +442,7 @@ def save(
     try:
         _write_model(model, tmp, train, extra)
         _fsync_tree(tmp)
+        check_interrupt()
         if path.exists():
             old = stage_dir(path.parent, f".{path.name}.old-")
             os.replace(path, old / "a")
@@ -505,6 +506,7 @@ def save_run(
             note = {"label": label, **((extra or {}).get(label) or {})}
             _write_model(models[label], tmp / label, train, note, ctx=ctx, train_dir=train_dir)
         _fsync_tree(tmp)
+        check_interrupt()
         os.replace(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

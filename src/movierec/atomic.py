@@ -10,12 +10,31 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import polars as pl
+
+_interrupt = threading.Event()
+
+
+def on_sigint(signum: int, frame: object) -> None:
+    """SIGINT handler the CLI installs: remember the Ctrl-C, then raise it.
+
+    CPython drops a KeyboardInterrupt raised inside a ctypes callback (numba's compiler
+    runs some), and the command would go on; so every publishing rename below first
+    calls :func:`check_interrupt`, and nothing appears after a Ctrl-C."""
+    _interrupt.set()
+    raise KeyboardInterrupt
+
+
+def check_interrupt() -> None:
+    """Raise KeyboardInterrupt if a Ctrl-C came (even one that was swallowed)."""
+    if _interrupt.is_set():
+        raise KeyboardInterrupt
 
 
 @contextmanager
@@ -36,6 +55,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield Path(tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
+        check_interrupt()
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

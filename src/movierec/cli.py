@@ -6,6 +6,7 @@ import atexit
 import errno
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -693,9 +694,13 @@ def main() -> None:
     """Entry point: run the app; user errors become one line on stderr and exit code 1,
     Ctrl-C prints "interrupted" and exits 130 (after what was staged is removed).
     BLAS threads are limited inside the library (:func:`movierec.models.base.blas_limit`)."""
+    from movierec.atomic import check_interrupt, on_sigint
+
+    signal.signal(signal.SIGINT, on_sigint)
     try:
         # in this mode typer returns Ctrl-C (KeyboardInterrupt) as the exit code 130
         rc = app(standalone_mode=False)
+        check_interrupt()
     except MovierecError as e:
         _stop(f"error: {e}", 1)
     except KeyboardInterrupt:

@@ -313,7 +313,7 @@ def _digest(path: Path) -> str:
 def save_columnar(ds: Dataset, folder: Path, meta: dict[str, Any]) -> None:
     """Write ``ds`` as .npy arrays + parquet tables + meta.json (with the sha256 of every
     file), atomically: a temp dir of this process, renamed into place."""
-    from movierec.atomic import stage_dir
+    from movierec.atomic import check_interrupt, stage_dir
 
     tmp = stage_dir(folder.parent, ".tmp-")
     try:
@@ -340,6 +340,7 @@ def save_columnar(ds: Dataset, folder: Path, meta: dict[str, Any]) -> None:
         for f in tmp.iterdir():
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
+        check_interrupt()
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(tmp, folder)

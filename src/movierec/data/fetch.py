@@ -34,6 +34,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from movierec import __version__
+from movierec.atomic import check_interrupt
 from movierec.errors import FetchError, SourceUnreachableError
 
 __all__ = [
@@ -507,6 +508,7 @@ def _commit(tmp_dir: Path, key: str, folder: str) -> Path:
     if final.exists() and _cached(key, folder) is None:
         # An entry without its data folder is not ours to trust: replace it.
         _remove(final)
+    check_interrupt()
     try:
         os.replace(tmp_dir, final)
     except OSError:

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from movierec.atomic import stage_dir
+from movierec.atomic import check_interrupt, stage_dir
 from movierec.errors import DataError
 from movierec.kernels import synth as _k
 
@@ -1193,6 +1193,7 @@ def _write_all(
         for name in names:
             with open(tmp / name, "rb+") as fh:
                 os.fsync(fh.fileno())
+        check_interrupt()
         if out.is_dir() and not any(out.iterdir()):
             out.rmdir()
         if not out.exists():

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from movierec.atomic import stage_dir
+from movierec.atomic import check_interrupt, stage_dir
 from movierec.data.dataset import Dataset
 from movierec.errors import ConfigError
 from movierec.evaluation.analysis import _align, _fmt, holm
@@ -495,6 +495,7 @@ def _json_default(x: Any) -> Any:
 
 def _replace_dir(stage: Path, out: Path) -> None:
     """Move ``stage`` to ``out``, replacing a previous run only once the new one is whole."""
+    check_interrupt()
     old = None
     if out.exists():
         old = out.parent / f".{out.name}.old-{os.getpid()}"
