@@ -10,7 +10,13 @@ or a bounded Python load generator (``--tool python``), ``--seconds`` per phase:
 - ``uncached``: a different user on every request;
 - ``visitor``: new sessions rating 5 popular movies, then asking for recommendations
   (the p99 of that last request);
+- ``cached_paced`` / ``uncached_paced``: the same requests paced at the floor's rate
+  (2,000 and 600 req/s), for the p99 "at those rates" (a closed loop at saturation
+  queues every request behind the others: its p99 is the queue, not the service);
 - ``reload``: the uncached load while ``POST /admin/reload`` swaps the model (0 failures);
+- ``experiment``: a second server runs an A/A experiment (both arms this model); the
+  uncached load alternates between the two servers (3 rounds of ``--seconds / 3``) for the
+  throughput ratio, and every list served must be an exposure in the store;
 - ``artifact_load_s`` (a fresh process loading the artifact) and ``server_rss_mb``.
 
 Floors from issue 8 (2-core machine, load generator sharing it): cached >= 2,000 req/s,
@@ -66,10 +72,41 @@ request = function()
 end
 """
 
+PACED_LUA = """
+-- wrk (not wrk2) has no rate option: each request waits for its slot of a fixed schedule
+-- (behind schedule, it goes at once); latency is still measured from the send
+local ffi = require("ffi")
+ffi.cdef[[ typedef struct { long tv_sec; long tv_nsec; } mr_timespec;
+           int clock_gettime(int clk_id, mr_timespec *tp); ]]
+local ts = ffi.new("mr_timespec")
+local function now_ms()
+  ffi.C.clock_gettime(1, ts)
+  return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
+end
+local interval = %f
+local slot = nil
+delay = function()
+  local t = now_ms()
+  slot = (slot or t) + interval
+  local d = slot - t
+  if d < 0 then return 0 end
+  return math.floor(d + 0.5)
+end
+"""
+
 TOKEN = "bench-token"
+AA_CONFIG = """
+experiments:
+  - name: bench-aa
+    variants: {control: ials, treatment: ials}
+    primary_metric: ctr
+"""
 FLOORS = {
-    "cached": {"rps": 2000, "p99_ms": 25},
-    "uncached": {"rps": 600, "p99_ms": 25},
+    "cached": {"rps": 2000},
+    "uncached": {"rps": 600},
+    "cached_paced": {"rps": 2000, "p99_ms": 25, "errors": 0},
+    "uncached_paced": {"rps": 600, "p99_ms": 25, "errors": 0},
+    "experiment": {"rps_ratio_min": 0.9, "lost_exposures": 0},
     "visitor": {"p99_ms": 20},
     "artifact_load_s": {"max": 3.0},
     "server_rss_mb": {"max": 2048},
@@ -187,16 +224,34 @@ def pyload(base: str, paths: list[str], seconds: int, conns: int) -> dict:
             "p99_ms": round(q[98], 3), "requests": len(lat), "errors": errors[0]}  # fmt: skip
 
 
-def load_phase(args, base: str, paths: list[str], work: Path, name: str) -> dict:
+def load_phase(
+    args,
+    base: str,
+    paths: list[str],
+    work: Path,
+    name: str,
+    rate: float | None = None,
+    seconds: int | None = None,
+) -> dict:
+    """wrk (or the Python generator) on ``paths``; ``rate``: paced at that many req/s."""
+    seconds = seconds or args.seconds
     if args.tool == "python":
-        return pyload(base, paths, args.seconds, args.connections)
-    if len(paths) == 1:
-        return wrk(base + paths[0], args.seconds, args.threads, args.connections)
-    lines = work / f"{name}.paths"
-    lines.write_text("\n".join(paths) + "\n")
+        if rate is not None:
+            raise SystemExit("paced phases need --tool wrk")
+        return pyload(base, paths, seconds, args.connections)
+    lua = ""
+    if len(paths) > 1:
+        lines = work / f"{name}.paths"
+        lines.write_text("\n".join(paths) + "\n")
+        lua = UNCACHED_LUA % lines
+    if rate is not None:
+        lua += PACED_LUA % (1000.0 * args.threads / rate)
+    if not lua:
+        return wrk(base + paths[0], seconds, args.threads, args.connections)
     script = work / f"{name}.lua"
-    script.write_text(UNCACHED_LUA % lines)
-    return wrk(base, args.seconds, args.threads, args.connections, str(script))
+    script.write_text(lua)
+    url = base + paths[0] if len(paths) == 1 else base
+    return wrk(url, seconds, args.threads, args.connections, str(script))
 
 
 # -- phases ---------------------------------------------------------------------------------------
@@ -244,7 +299,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="wrk threads")
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "bench-serve")
-    ap.add_argument("--phases", default="hello,load,cached,uncached,visitor,reload")
+    ap.add_argument(
+        "--phases",
+        default="hello,load,cached,cached_paced,uncached,uncached_paced,visitor,reload,experiment",
+    )
     args = ap.parse_args()
     phases = set(args.phases.split(","))
     work = args.workdir
@@ -298,14 +356,22 @@ def main() -> None:
         httpx.get(base + users[0])  # compiles the kernels once
         if "cached" in phases:
             emit("cached", s, tool=args.tool, **load_phase(args, base, users[:1], work, "cached"))
+        if "cached_paced" in phases:
+            res = load_phase(args, base, users[:1], work, "cached_paced", rate=2000)
+            emit("cached_paced", s, tool=args.tool, offered_rps=2000, **res)
         if "uncached" in phases:
             res = load_phase(args, base, users[1:], work, "uncached")
             emit("uncached", s, tool=args.tool, **res)
+        if "uncached_paced" in phases:
+            res = load_phase(args, base, users[1:], work, "uncached_paced", rate=600)
+            emit("uncached_paced", s, tool=args.tool, offered_rps=600, **res)
         if "visitor" in phases:
             emit("visitor", s, **visitors(base, art, args.seconds))
         if "reload" in phases:
             emit("reload", s, tool=args.tool, **reload_under_load(args, base, users, work))
         emit("server_rss_mb", s, value=rss_mb(proc.pid)["rss_mb"], **rss_mb(proc.pid))
+        if "experiment" in phases:
+            emit("experiment", s, tool=args.tool, **experiment(args, base, art, users, work, env))
     finally:
         stop(proc)
 
@@ -336,6 +402,56 @@ def visitors(base: str, art: Path, seconds: int) -> dict:
     q = statistics.quantiles(lat, n=100) if len(lat) > 1 else [float("nan")] * 99
     return {"visitors": len(lat), "p50_ms": round(q[49], 3), "p99_ms": round(q[98], 3),
             "errors": errors}  # fmt: skip
+
+
+def served_lists(base: str) -> int:
+    """The server's count of 200 responses to GET /users/{userId}/recommendations."""
+    text = httpx.get(base + "/metrics").text
+    pat = r"^movierec_requests_total\{(.*)\} (\S+)$"  # the route has braces
+    return sum(
+        int(float(v))
+        for labels, v in re.findall(pat, text, re.M)
+        if 'route="/users/{userId}/recommendations"' in labels and 'status="200"' in labels
+    )
+
+
+def experiment(args, base: str, art: Path, users: list[str], work: Path, env: dict) -> dict:
+    """Throughput with an experiment running (A/A) over without, alternating servers, and
+    exposures in the store against lists served."""
+    import sqlite3
+
+    cfg = work / "bench-aa.yaml"
+    cfg.write_text(AA_CONFIG)
+    db = work / "bench-aa.db"
+    for f in work.glob("bench-aa.db*"):
+        f.unlink()
+    port = free_port()
+    ab = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "movierec.cli", "serve", str(art), "--port", str(port),
+           "--db", f"sqlite:///{db}", "--config", str(cfg), "--no-access-log"]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env)
+    plain, with_exp = [], []
+    try:
+        wait_ready(ab, proc)
+        httpx.get(ab + users[0])
+        third = max(1, args.seconds // 3)
+        for r in range(3):  # alternate, so drift of the machine hits both alike
+            part = users[1 + r :: 3]
+            plain.append(load_phase(args, base, part, work, "exp-off", seconds=third))
+            with_exp.append(load_phase(args, ab, part, work, "exp-on", seconds=third))
+        served = served_lists(ab)  # every list since the start, the warm-up's too
+    finally:
+        stop(proc)  # a clean stop drains the exposure queue
+    with sqlite3.connect(db) as c:
+        logged = c.execute("SELECT count(*) FROM exposures WHERE experiment = 'bench-aa'")
+        logged = logged.fetchone()[0]
+    ratios = [b["rps"] / a["rps"] for a, b in zip(plain, with_exp, strict=True)]
+    return {
+        "rps_off": [x["rps"] for x in plain], "rps_on": [x["rps"] for x in with_exp],
+        "rps_ratio": round(statistics.median(ratios), 3),
+        "errors": sum(x["errors"] for x in plain + with_exp),
+        "lists_served": served, "exposures_logged": logged, "lost_exposures": served - logged,
+    }  # fmt: skip
 
 
 def reload_under_load(args, base: str, users: list[str], work: Path) -> dict:

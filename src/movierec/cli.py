@@ -173,7 +173,8 @@ def cv(
     """Rating prediction: RMSE/MAE by k-fold cross validation or a temporal holdout.
 
     With --tune N, each model is tuned (N trials on an inner 80/20 split of the outer
-    training part), refitted there and scored on the outer test fold (nested CV).
+    training part), refitted there and scored on the outer test fold (nested CV); a blend
+    is not searched itself: its sub-models take the params chosen for them on that fold.
     """
     from movierec import split as S
     from movierec.evaluation.rating import cross_validate, format_table, holdout
@@ -614,6 +615,10 @@ def ab_simulate(
         int, typer.Option(help="Run N experiments on the fast path and print detection rates")
     ] = 0,
     db: Annotated[str | None, typer.Option(help="Store URL to keep (default: a temp file)")] = None,
+    params: Annotated[
+        Path | None,
+        typer.Option(help="YAML of model name -> params for the variants' models (else defaults)"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
     html: Annotated[Path | None, typer.Option(help="Also write the HTML report")] = None,
 ) -> None:
@@ -625,13 +630,16 @@ def ab_simulate(
 
     if days < 1 or not 0 <= noise <= 1 or not 0 <= skew <= 1:
         raise ConfigError("need --days >= 1 and --noise, --skew in [0, 1]")
+    given = _read_params(params) if params else None
+    for name, p in (given or {}).items():
+        _make(name, p, params)  # a bad param named in one line, before any fitting
     if repeat:
-        out = S.repeat(config, dataset, units, repeat, days, seed, noise, k, skew)
+        out = S.repeat(config, dataset, units, repeat, days, seed, noise, k, skew, params=given)
         _echo(json.dumps(out, indent=None if not as_json else 1))
         return
     from movierec.experiment.abreport import format_report, render_html
 
-    rep = S.simulate(config, dataset, units, days, seed, noise, k, db, skew)
+    rep = S.simulate(config, dataset, units, days, seed, noise, k, db, skew, params=given)
     if html is not None:
         from movierec.atomic import write_text
 

@@ -83,3 +83,22 @@ def test_fast_path_aa_skew_and_detection(ml100k, tmp_path: Path) -> None:
     ab = S.repeat(cfg, "ml-100k", units=900, repeats=3, days=3, seed=0)
     assert ab["srm_flagged"]["rate"] == 0.0 and ab["fixed_detected"]["rate"] == 1.0
     assert ab["lift"]["mean"] > 0.1
+
+
+def test_variant_models_take_given_params(ml100k, tmp_path: Path) -> None:
+    from movierec.errors import ConfigError
+    from movierec.serving.config import load_serve_config
+
+    exp = S.experiment_of(load_serve_config(_cfg(tmp_path, POP_EASE)))
+    w = S.split_future(ml100k)
+    fitted = S.fit_models(exp, w.train, 0, {"ease": {"l2": 12.5}})
+    assert fitted["ease"].get_params()["l2"] == 12.5
+    assert S.fit_models(exp, w.train, 0)["ease"].get_params()["l2"] != 12.5
+    with pytest.raises(ConfigError, match="no variant of 'pop-vs-ease' serves"):
+        S.fit_models(exp, w.train, 0, {"ials": {"factors": 8}})
+    bad = tmp_path / "p.yaml"
+    bad.write_text("ease: {lambda: 3}\n")  # a wrong name: refused before any fitting
+    cmd = ["ab", "simulate", "--config", str(tmp_path / "serve.yaml"), "--dataset", "ml-100k",
+           "--units", "20", "--params", str(bad)]  # fmt: skip
+    res = CliRunner().invoke(cli, cmd)
+    assert isinstance(res.exception, ConfigError) and str(bad) in str(res.exception)

@@ -77,6 +77,31 @@ def test_assignment_in_responses_is_stable_across_requests_and_restarts(
         again.store.close()
 
 
+def test_cuped_covariate_counts_ratings_stored_before_the_start(run: Path, tmp_path: Path) -> None:
+    from datetime import datetime, timezone
+
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc).timestamp()
+    e = _engine(run, tmp_path, {**AB, "start": "2026-01-01T00:00:00Z"})
+    try:
+        u = users()[3]
+        b = e.state.get("ease").catalog
+        trained = b.user_history(b.user_index(u))[0].size
+        unseen = [
+            int(m) for m in b.raw if int(m) not in set(b.raw[b.user_history(b.user_index(u))[0]])
+        ]
+        e.clock = lambda: start - 86_400  # two ratings the day before the start
+        e.rate_user(u, unseen[0], 4.0)
+        e.rate_user(u, unseen[1], 2.0)
+        e.clock = lambda: start + 3_600  # one during the experiment: not a covariate
+        e.rate_user(u, unseen[2], 5.0)
+        rid = e.recommend_user(u, k=5)["request_id"]
+        assert e.flush()
+        assert e.store.exposure(rid)["pre"] == trained + 2
+    finally:
+        e.close()
+        e.store.close()
+
+
 def test_model_param_bypasses_and_batch_does_not_log(engine: Engine) -> None:
     r = engine.recommend_user(users()[0], k=5, model="ials")
     assert r["experiment"] is None and r["variant"] is None and r["model"] == "ials"

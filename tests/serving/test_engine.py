@@ -3,6 +3,7 @@ fallbacks, fold-in of stored ratings, sessions, similar movies, cache, atomic re
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from pathlib import Path
@@ -351,6 +352,74 @@ def test_cache_can_be_off(run: Path) -> None:
     e.recommend_user(1)
     e.recommend_user(1)
     assert e.cache.hits == 0 and len(e.cache) == 0
+
+
+def test_a_full_cache_adds_no_objects_for_the_collector() -> None:
+    import gc
+
+    c = Cache(size=2000, ttl_s=60)
+    value = {
+        "items": [
+            {"movieId": i, "genres": ["Drama"], "because": [{"movieId": 1}]} for i in range(10)
+        ]
+    }
+    gc.collect()
+    before = len(gc.get_objects())
+    for i in range(2000):
+        c.put(c.key(("user", i), "ials", "v1", 10), copy.deepcopy(value))
+    gc.collect()
+    # a dict value would keep ~40 tracked objects per entry alive; JSON text keeps none
+    assert len(gc.get_objects()) - before < 2000 * 3
+    assert c.get(c.key(("user", 7), "ials", "v1", 10)) == value
+
+
+def test_loading_freezes_the_models_objects(run: Path) -> None:
+    import gc
+
+    gc.unfreeze()
+    Engine(run)
+    assert gc.get_freeze_count() > 10_000  # titles, genres, id maps, the models' params
+    gc.unfreeze()
+
+
+def test_batched_scores_equal_one_users_scores(run: Path) -> None:
+    import threading
+
+    from movierec.serving.engine import ScoreBatcher
+
+    m = load_bundle(run / "models" / "ials").model
+    users = list(range(50)) * 4
+    want = {u: m.score([u])[0] for u in set(users)}
+    batcher, got, gate = ScoreBatcher(max_batch=16), {}, threading.Barrier(8)
+
+    def worker(part: list[int]) -> None:
+        gate.wait()
+        for u in part:
+            got.setdefault(u, []).append(batcher.score(m, u))
+
+    threads = [threading.Thread(target=worker, args=(users[i::8],)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert batcher.scored == len(users) and batcher.batches <= len(users)
+    for u, rows in got.items():
+        for row in rows:
+            np.testing.assert_allclose(row, want[u], rtol=1e-5, atol=1e-6)
+    with pytest.raises(UnknownIdError):
+        batcher.score(m, 10_000)  # a bad user fails its own request, nothing hangs
+    assert batcher.score(m, 3).shape == want[3].shape
+
+
+def test_explain_names_the_most_similar_liked_movies(run: Path) -> None:
+    m = load_bundle(run / "models" / "ials").model
+    items, ratings = np.arange(0, 20), np.r_[np.full(10, 5.0), np.full(10, 1.0)]
+    recs = np.array([25, 30, 3, 39])
+    liked = items[ratings >= max(ratings.mean(), 3.5)]
+    got = m.explain(items, ratings, recs, n=2)
+    for sims, why in zip(m._explain_similarity(recs, liked), got, strict=True):
+        want = [int(liked[j]) for j in np.argsort(-sims, kind="stable")[:2] if sims[j] > 0]
+        assert why == want
 
 
 def test_reload_swaps_atomically_and_refuses_bad_artifacts(run: Path, tmp_path: Path) -> None:

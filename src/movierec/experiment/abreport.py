@@ -19,8 +19,8 @@ Means are compared with Welch's t-test, rates with the two-proportion z-test (an
 chi-square across all arms), lifts with delta-method intervals; Holm adjusts the p-values
 of the decision family (non-control variants x the primary metric and the guardrails).
 The sample-ratio-mismatch check comes first and blocks the verdict at p < 0.001. CUPED
-uses each unit's pre-experiment activity (its training ratings, logged with the exposure)
-as the covariate. The sequential test (mSPRT, always-valid p-values) is evaluated at
+uses each unit's pre-experiment activity (its training ratings plus the ratings stored
+before the experiment's ``start``, logged with the exposure) as the covariate. The sequential test (mSPRT, always-valid p-values) is evaluated at
 daily looks, so the report can say whether stopping now is valid.
 """
 

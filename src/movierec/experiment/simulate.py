@@ -114,11 +114,20 @@ def experiment_of(cfg: Any) -> Experiment:
     return exps[0]
 
 
-def fit_models(exp: Experiment, train: Dataset, seed: int) -> dict[str, Any]:
+def fit_models(
+    exp: Experiment, train: Dataset, seed: int, params: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """The variant models, fitted on the past: a variant's model label is a registered
-    model name (``popularity``, ``ease``, ``ials``...), with its default params."""
+    model name (``popularity``, ``ease``, ``ials``...), with ``params[name]`` (e.g. the
+    ones a compare run tuned) or its defaults."""
     from movierec.models import REGISTRY, make_model
 
+    unused = sorted(set(params or {}) - {v.model for v in exp.variants.values()})
+    if unused:
+        raise ConfigError(
+            f"params given for {', '.join(unused)}, which no variant of {exp.name!r} serves; "
+            "remove them or name them in the experiment"
+        )
     out = {}
     for v in exp.variants.values():
         if v.model in out:
@@ -128,7 +137,7 @@ def fit_models(exp: Experiment, train: Dataset, seed: int) -> dict[str, Any]:
                 f"simulate trains each variant's model by name; {v.model!r} is not one of "
                 f"{', '.join(REGISTRY)}"
             )
-        m = make_model(v.model)
+        m = make_model(v.model, **(params or {}).get(v.model, {}))
         if "random_state" in m.get_params():
             m.set_params(random_state=seed)
         out[v.model] = m.fit(train)
@@ -167,9 +176,10 @@ def simulate(
     db: str | None = None,
     skew: float = 0.0,
     return_p: float = 0.5,
+    params: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Run one experiment through the real app; returns its report plus ``simulation``
-    (what was replayed)."""
+    (what was replayed). ``params``: model name -> params (see :func:`fit_models`)."""
     from fastapi.testclient import TestClient
 
     from movierec import artifacts
@@ -188,7 +198,7 @@ def simulate(
     visits = schedule(people, days, rng, return_p)
     lost = _lost(exp, people, skew, rng)
     tmp = Path(tempfile.mkdtemp(prefix="movierec-ab-"))
-    for label, m in fit_models(exp, world.train, seed).items():
+    for label, m in fit_models(exp, world.train, seed, params).items():
         artifacts.save(m, tmp / "models" / label, train=world.train, extra={"label": label})
     url = db or f"sqlite:///{tmp / 'ab.db'}"
     cfg = cfg.model_copy(update={"store": url, "models": None, "default": None})
@@ -326,6 +336,7 @@ def repeat(
     k: int = 10,
     skew: float = 0.0,
     return_p: float = 0.5,
+    params: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """``repeats`` independent experiments (new salt, new sample of users, new clicks)
     on the fast path; the share of them in which each test found a difference.
@@ -343,7 +354,7 @@ def repeat(
         raise ConfigError(f"--repeat must be >= 1, got {repeats}")
     exp0 = experiment_of(load_serve_config(config))
     world = split_future(load(dataset))
-    lists = rankings(fit_models(exp0, world.train, seed), world, k)
+    lists = rankings(fit_models(exp0, world.train, seed, params), world, k)
     rng = np.random.default_rng(seed)
     tally: dict[str, list[float]] = {}
 

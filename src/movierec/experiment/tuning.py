@@ -632,9 +632,19 @@ def nested_cv(
 
     For outer fold j of :func:`movierec.split.kfold`, the training part is split again at
     random (``inner_fraction`` held out, seed ``seed + 1 + j``); ``trials`` TPE trials
-    (median-pruned per epoch) fit on the inner rest and are scored on the inner holdout;
-    the best params are refitted on the whole outer training part and scored on the outer
-    test fold, which no trial saw.
+    (median-pruned per epoch where a model can predict mid-fit; BayesMF cannot, its
+    posterior mean exists only after the last sweep) fit on the inner rest and are scored
+    on the inner holdout; the best params are refitted on the whole outer training part
+    and scored on the outer test fold, which no trial saw.
+
+    A rating blend (``blend``) is not searched itself: its weights are least squares on an
+    internal per-user holdout of the data it is fitted on. On fold j its sub-models take
+    the params the nested search picked on fold j, on the same inner split: those of the
+    model of that name in ``models`` when there is one (its searched params, over the
+    sub-model's own), otherwise a study run for the sub-model there and then (sub-models
+    without a search space keep their params). The blend is then fitted on the outer
+    training part and scored on the outer test fold, so no outer test rating reaches a
+    choice. Its ``inner`` is the blend's RMSE on its own internal holdout.
 
     Parameters
     ----------
@@ -654,12 +664,16 @@ def nested_cv(
     dict
         name -> ``{rmse_mean, rmse_std, mae_mean, mae_std, fit_s, test_s, n_fallback,
         tune_s, folds: [{rmse, mae, n, n_fallback, inner, params, trials, pruned}, ...]}``
-        (the keys of :func:`movierec.evaluation.rating.cross_validate` plus tuning ones).
+        (the keys of :func:`movierec.evaluation.rating.cross_validate` plus tuning ones);
+        a blend's fold ``params`` are ``{"models": {sub-model: its params}}``, with its
+        ``weights`` and the sub-models ``tuned_here``.
     """
     import optuna
 
     from movierec.evaluation.rating import _check_models, _score_part, fold_summary
     from movierec.models import make_model, model_class
+    from movierec.models.blend import DEFAULT_MODELS, RatingBlend
+    from movierec.models.hybrid import _specs
     from movierec.split import kfold, random_holdout
 
     if metric not in RATING_METRICS:
@@ -668,38 +682,55 @@ def nested_cv(
         raise ConfigError(f"--tune needs at least 1 trial, got {trials}")
     protos = {n: make_model(n, **p) for n, p in models.items()}
     _check_models(protos)
+    blends = [n for n in models if isinstance(protos[n], RatingBlend)]
+    for n in models:
+        if n not in blends:
+            model_space(n)  # a model without a search space fails before any fit
     outer = kfold(ds, folds, seed=seed)
-    out: dict[str, dict[str, Any]] = {}
-    for name, fixed0 in models.items():
+    inners = [
+        random_holdout(s.train, test_fraction=inner_fraction, seed=seed + 1 + j)
+        for j, s in enumerate(outer)
+    ]
+    studies: dict[tuple[str, int], Any] = {}  # (model name, outer fold) -> its inner study
+
+    def study_for(name: str, fixed: dict[str, Any], j: int) -> tuple[Any, float]:
         cls = model_class(name)
         space, _ = model_space(name)
-        fixed = dict(fixed0)
-        if "random_state" in cls._param_names():
-            fixed.setdefault("random_state", seed)
+        inner = inners[j]
+        t0 = time.perf_counter()
+        study = run_study(
+            lambda p: make_model(name, **{**fixed, **p}),
+            space,
+            [(inner.train, inner.test)],
+            metric,
+            first=_start(cls, space, fixed),
+            trials=trials,
+            timeout=timeout,
+            seed=seed + j,
+        )
+        studies[(name, j)] = study
+        return study, time.perf_counter() - t0
+
+    def seeded(name: str, params: dict[str, Any], rs: Any) -> dict[str, Any]:
+        fixed = dict(params)
+        if rs is not None and "random_state" in model_class(name)._param_names():
+            fixed.setdefault("random_state", rs)
+        return fixed
+
+    out: dict[str, dict[str, Any]] = {}
+    for name in [n for n in models if n not in blends]:
+        fixed = seeded(name, models[name], seed)
         per: list[dict[str, Any]] = []
         t_tune = 0.0
         for j, s in enumerate(outer):
-            inner = random_holdout(s.train, test_fraction=inner_fraction, seed=seed + 1 + j)
-            t0 = time.perf_counter()
-            study = run_study(
-                lambda p, name=name, fixed=fixed: make_model(name, **{**fixed, **p}),
-                space,
-                [(inner.train, inner.test)],
-                metric,
-                first=_start(cls, space, fixed),
-                trials=trials,
-                timeout=timeout,
-                seed=seed + j,
-            )
-            t_tune += time.perf_counter() - t0
-            best = _plain({**fixed, **study.best_params})
+            study, dt = study_for(name, fixed, j)
+            t_tune += dt
             t = time.perf_counter()
-            m = make_model(name, **best).fit(s.train)
-            fit_s = time.perf_counter() - t
+            m = make_model(name, **_plain({**fixed, **study.best_params})).fit(s.train)
             r = _score_part(m, s.test)
             states = [tr.state for tr in study.trials]
             r.update(
-                fit_s=fit_s,
+                fit_s=time.perf_counter() - t,
                 inner=float(study.best_value),
                 params=_plain(study.best_params),
                 trials=len(states),
@@ -709,7 +740,42 @@ def nested_cv(
             if progress is not None:
                 progress(f"{name} fold {j + 1}/{folds}: outer {metric} {r[metric]:.4f}")
         out[name] = {**fold_summary(per), "tune_s": t_tune}
-    return out
+    for name in blends:
+        fixed = seeded(name, models[name], seed)
+        rs = fixed.get("random_state")
+        subs = _specs(DEFAULT_MODELS if fixed.get("models") is None else fixed["models"])
+        per, t_tune = [], 0.0
+        for j, s in enumerate(outer):
+            chosen: dict[str, dict[str, Any]] = {}
+            here, n_trials, n_pruned = [], 0, 0
+            for sub, sub_params in subs:
+                sp = seeded(sub, sub_params, rs)
+                if (sub, j) not in studies and model_class(sub).search_space:
+                    study, dt = study_for(sub, sp, j)
+                    t_tune += dt
+                    here.append(sub)
+                    states = [tr.state for tr in study.trials]
+                    n_trials += len(states)
+                    n_pruned += states.count(optuna.trial.TrialState.PRUNED)
+                best = studies[(sub, j)].best_params if (sub, j) in studies else {}
+                chosen[sub] = _plain({**sp, **best})
+            t = time.perf_counter()
+            m = make_model(name, **{**fixed, "models": chosen}).fit(s.train)
+            r = _score_part(m, s.test)
+            r.update(
+                fit_s=time.perf_counter() - t,
+                inner=float(m.holdout_rmse_[-1]),
+                params={"models": chosen},
+                weights=[float(w) for w in m.weights_],
+                tuned_here=here,
+                trials=n_trials,
+                pruned=n_pruned,
+            )
+            per.append(r)
+            if progress is not None:
+                progress(f"{name} fold {j + 1}/{folds}: outer {metric} {r[metric]:.4f}")
+        out[name] = {**fold_summary(per), "tune_s": t_tune}
+    return {n: out[n] for n in models}
 
 
 def format_nested(results: Mapping[str, Mapping[str, Any]]) -> str:
@@ -724,6 +790,18 @@ def format_nested(results: Mapping[str, Mapping[str, Any]]) -> str:
     for name, r in results.items():
         lines.append(f"{name}: tuning {r['tune_s']:.0f} s")
         for j, f in enumerate(r["folds"]):
+            if "weights" in f:  # a blend: its sub-models' params and its weights
+                w = ", ".join(f"{x:.3f}" for x in f["weights"])
+                subs = "; ".join(
+                    f"{n}: "
+                    + ", ".join(f"{k}={_fmt(v)}" for k, v in p.items() if k != "random_state")
+                    for n, p in f["params"]["models"].items()
+                )
+                lines.append(
+                    f"  fold {j}: outer rmse {f['rmse']:.4f}  own holdout {f['inner']:.4f}  "
+                    f"weights {w}  {subs}"
+                )
+                continue
             p = ", ".join(f"{k}={_fmt(v)}" for k, v in f["params"].items())
             lines.append(
                 f"  fold {j}: outer rmse {f['rmse']:.4f}  inner {f['inner']:.4f}  "

@@ -355,9 +355,12 @@ class Recommender:
                     if any(got):
                         return got
             return out
-        for row, pos in zip(sims, np.flatnonzero(valid), strict=True):
-            order = np.argsort(-np.where(np.isfinite(row), row, -np.inf), kind="stable")[:n]
-            out[pos] = [int(liked[j]) for j in order if np.isfinite(row[j]) and row[j] > 0]
+        sims = np.where(np.isfinite(sims) & (sims > 0), sims, -np.inf)
+        order = np.argsort(-sims, axis=1, kind="stable")[:, :n]
+        positive = np.take_along_axis(sims, order, axis=1) > 0
+        picked = liked[order]
+        for row, pos in enumerate(np.flatnonzero(valid)):
+            out[pos] = picked[row][positive[row]].tolist()
         return out
 
     # -- new users -----------------------------------------------------------------------

@@ -444,7 +444,9 @@ class Store:
         else:
             from sqlalchemy.dialects.postgresql import insert
         # a retried flush after an unknown outcome must not fail the whole batch
-        stmt = insert(ExposureRow).on_conflict_do_nothing(index_elements=["request_id"])
+        # a Core insert of the table: the ORM's bulk path costs ~4x more per row
+        table = ExposureRow.__table__
+        stmt = insert(table).on_conflict_do_nothing(index_elements=["request_id"])
         with self._session(write=True) as s:
             s.execute(stmt, values)
             s.commit()
