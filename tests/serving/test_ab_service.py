@@ -78,9 +78,9 @@ def test_assignment_in_responses_is_stable_across_requests_and_restarts(
 
 
 def test_cuped_covariate_counts_ratings_stored_before_the_start(run: Path, tmp_path: Path) -> None:
-    from datetime import datetime, timezone
+    from datetime import UTC, datetime
 
-    start = datetime(2026, 1, 1, tzinfo=timezone.utc).timestamp()
+    start = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
     e = _engine(run, tmp_path, {**AB, "start": "2026-01-01T00:00:00Z"})
     try:
         u = users()[3]
