@@ -382,6 +382,24 @@ def test_loading_freezes_the_models_objects(run: Path) -> None:
     gc.unfreeze()
 
 
+def test_every_model_ranks_once_before_it_is_served(
+    run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[str, bool, bool]] = []
+    real = Engine._rank_user
+
+    def spy(self, sv, user, stored, k, f):
+        seen.append((sv.label, bool(stored), self._state is None))
+        return real(self, sv, user, stored, k, f)
+
+    monkeypatch.setattr(Engine, "_rank_user", spy)
+    e = Engine(run)
+    labels = {m["label"] for m in e.models()["models"]}
+    assert {label for label, _, before in seen if before} == labels  # all, before the swap
+    folded = {m["label"] for m in e.models()["models"] if m["fold_in"]}
+    assert {label for label, stored, _ in seen if stored} == folded
+
+
 def test_batched_scores_equal_one_users_scores(run: Path) -> None:
     import threading
 

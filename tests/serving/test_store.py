@@ -110,6 +110,8 @@ def test_idempotency_keys_store_once_and_refuse_a_different_body(store: Store) -
     first = store.add_rating(50, 4.0, user=1, idempotency_key="k1")
     assert first[1] is True
     assert store.add_rating(50, 4.0, user=1, idempotency_key="k1") == (first[0], False)
+    # a retry arrives later: the server's time is not part of the request
+    assert store.add_rating(50, 4.0, user=1, idempotency_key="k1", ts=2**40) == (first[0], False)
     for other in (
         {"movie": 50, "rating": 3.5, "user": 1},
         {"movie": 51, "rating": 4.0, "user": 1},

@@ -20,10 +20,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import HTTPException, RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
@@ -45,6 +46,17 @@ log = logging.getLogger("movierec.serving")
 WEB = Path(__file__).parent / "web"
 ENV_ARGS = "MOVIEREC_SERVE"
 ID_MAX = 2**31 - 1
+
+
+class JSONResponse(Response):
+    """JSON rendered by orjson: a recommendation list encodes ~5x faster than with the
+    standard library, a large share of a cache hit's time. NaN becomes null."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+
 
 _STATUS: list[tuple[type[MovierecError], int]] = [
     (UnknownIdError, 404),

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import orjson
 import polars as pl
 import scipy.sparse as sp
 
@@ -119,7 +120,7 @@ class Cache:
             if got is not None and got[0] > now:
                 self._d.move_to_end(key)
                 self.hits += 1
-                return json.loads(got[1])
+                return orjson.loads(got[1])
             if got is not None:
                 del self._d[key]
             self.misses += count_miss
@@ -128,7 +129,7 @@ class Cache:
     def put(self, key: Hashable, value: Any) -> None:
         if self.size == 0:
             return
-        text = json.dumps(value).encode()
+        text = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
         with self._lock:
             self._d[key] = (time.monotonic() + self.ttl_s, text)
             self._d.move_to_end(key)
@@ -677,6 +678,7 @@ class Engine:
             try:
                 st = build_state(target, self.config)
                 st.variants = variant_models(st, list(self.experiments.values()))
+                self._warm(st)
             except MovierecError as e:
                 if self._state is None:
                     self.load_error = str(e)
@@ -690,6 +692,21 @@ class Engine:
             log.info("serving %s from %s (default %s)", ", ".join(st.models), target, st.default)
             self._save_experiments()
             return st
+
+    def _warm(self, st: State) -> None:
+        """Rank once with every model, from training history and folded in, before the
+        state is served: the numba kernels load and the objects built on first use exist
+        before :func:`_freeze_heap`, so the first requests neither wait for them nor leave
+        ~50,000 new objects for every full collection to walk."""
+        for sv in st.models.values():
+            cat = sv.catalog
+            counts = np.diff(cat.history.indptr)
+            if not counts.size or not counts.max():
+                continue
+            raw = int(cat.user_map.raw[int(np.argmax(counts > 0))])
+            self._rank_user(sv, raw, [], 10, Filters())
+            if sv.fold_in:
+                self._rank_user(sv, raw, [(int(cat.raw[0]), 4.0, 0)], 10, Filters())
 
     def _save_experiments(self) -> None:
         if self.store is None or not self.experiments:

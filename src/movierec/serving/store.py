@@ -301,9 +301,8 @@ class Store:
             source=source,
             idempotency_key=idempotency_key,
         )
-        body = ("user_id", "session_id", "movie_id", "rating", "source") + (
-            ("ts",) if ts is not None else ()
-        )
+        # the time is when the server took it, not part of the request: a retry is later
+        body = ("user_id", "session_id", "movie_id", "rating", "source")
         return self._add_keyed(row, RatingRow, body, "rating")
 
     def _add_keyed(
@@ -546,7 +545,7 @@ class Store:
             ts=int(time.time()) if ts is None else int(ts),
             idempotency_key=idempotency_key,
         )
-        body = ("request_id", "movie_id", "type", "value") + (("ts",) if ts is not None else ())
+        body = ("request_id", "movie_id", "type", "value")  # not ts: a retry is later
         return self._add_keyed(row, OutcomeRow, body, "outcome")
 
     def count(self, table: str) -> int:
