@@ -102,3 +102,12 @@ def test_variant_models_take_given_params(ml100k, tmp_path: Path) -> None:
            "--units", "20", "--params", str(bad)]  # fmt: skip
     res = CliRunner().invoke(cli, cmd)
     assert isinstance(res.exception, ConfigError) and str(bad) in str(res.exception)
+
+
+def test_simulate_leaves_no_temporary_files(ml100k, tmp_path: Path, monkeypatch) -> None:
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    rep = S.simulate(_cfg(tmp_path, POP_EASE), "ml-100k", units=20, days=1, seed=2)
+    assert rep["simulation"]["requests"] >= 20 and rep["simulation"]["store"].startswith("temp")
+    assert not list(tmp_path.glob("movierec-ab-*"))

@@ -22,6 +22,7 @@ on the models' lists computed once, without HTTP or a store.
 from __future__ import annotations
 
 import math
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -239,10 +240,11 @@ def simulate(
     finally:
         engine.close()
         store.close()
+        shutil.rmtree(tmp, ignore_errors=True)  # the fitted models, and the store unless --db
     rep["simulation"] = {
         "dataset": str(dataset), "units": int(units), "days": days, "seed": seed,
         "noise": noise, "k": k, "skew": skew, "requests": n_req, "events": n_click,
-        "visits_lost_to_skew": n_lost, "store": store.safe_url,
+        "visits_lost_to_skew": n_lost, "store": store.safe_url if db else "temporary, removed",
         "seconds": round(time.perf_counter() - t_start, 1),
     }  # fmt: skip
     return rep
