@@ -99,11 +99,12 @@ def alive(pid: int) -> bool:
     return True
 
 
-def clean_stale(parent: str | os.PathLike, prefix: str) -> None:
+def clean_stale(parent: str | os.PathLike, prefix: str, max_age: float | None = STALE_S) -> None:
     """Remove temp entries ``parent/{prefix}*`` left by killed runs: those named after a
-    process that is gone (``{prefix}{pid}-...``), and any not touched for an hour."""
+    process that is gone (``{prefix}{pid}-...``), and any not touched for ``max_age``
+    seconds (None: only the dead processes')."""
     parent = Path(parent)
-    cutoff = time.time() - STALE_S
+    cutoff = -1.0 if max_age is None else time.time() - max_age
     try:
         entries = [p for p in parent.iterdir() if p.name.startswith(prefix)]
     except OSError:
@@ -121,10 +122,10 @@ def clean_stale(parent: str | os.PathLike, prefix: str) -> None:
             pass
 
 
-def stage_dir(parent: str | os.PathLike, prefix: str) -> Path:
+def stage_dir(parent: str | os.PathLike, prefix: str, max_age: float | None = STALE_S) -> Path:
     """A new temp folder ``parent/{prefix}{pid}-XXXX`` (stale ones of that prefix removed
-    first), to be renamed into place once complete."""
+    first, see :func:`clean_stale`), to be renamed into place once complete."""
     parent = Path(parent)
     parent.mkdir(parents=True, exist_ok=True)
-    clean_stale(parent, prefix)
+    clean_stale(parent, prefix, max_age)
     return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=parent))

@@ -479,6 +479,17 @@ def serve(
         raise ConfigError(f"--workers must be >= 1, got {workers}")
     cfg = load_serve_config(config, store=db)
     discover(path)  # a wrong path fails here, in one line, before the server starts
+    if workers > 1:
+        import tempfile
+
+        from movierec.atomic import stage_dir
+
+        # the workers' request counters go to files here, so /metrics sums all workers
+        # (the folder of a server that is gone is removed by the next one; a live one's
+        # files keep their age, so only the pid decides)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(
+            stage_dir(tempfile.gettempdir(), ".movierec-metrics-", max_age=None)
+        )
     Store(cfg.store).close()  # reachable, and migrated once before the workers start
     os.environ[ENV_ARGS] = json.dumps(
         {

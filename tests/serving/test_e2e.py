@@ -189,6 +189,19 @@ def test_two_workers(run: Path, tmp_path: Path) -> None:
         for _ in range(6):
             got = [m["movieId"] for m in c.get("/users/2/recommendations").json()["items"]]
             assert top[0] not in got
+        # /metrics sums the workers' requests, whichever worker answers the scrape
+        for _ in range(20):
+            c.get("/users/3/recommendations")
+        route = 'route="/users/{userId}/recommendations",status="200"'
+        workers = set()
+        for _ in range(8):
+            text = c.get("/metrics").text
+            line = next(x for x in text.splitlines() if x.startswith("movierec_requests_total")
+                        and route in x)  # fmt: skip
+            assert float(line.split()[-1]) == 27
+            workers |= {x.split('worker="')[1].split('"')[0] for x in text.splitlines()
+                        if x.startswith("movierec_ready{")}  # fmt: skip
+        assert workers  # the engine's own figures name the worker that answered
     finally:
         s.stop()
 
