@@ -855,7 +855,7 @@ class Engine:
                 return None
             got.append((name, sv, r))
         exp, var = (arm.experiment.name, arm.variant) if arm.counted else (None, None)
-        start = arm.experiment.start.timestamp() if arm.experiment.start else None
+        start = arm.experiment.start_ts
         if len(got) == 1:
             _, sv, r = got[0]
             return self._expose(unit, r, exp, var, sv.version, None, pre(sv, start))
