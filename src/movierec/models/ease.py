@@ -10,7 +10,12 @@ import scipy.linalg as la
 from movierec.data.dataset import Dataset
 from movierec.errors import ConfigError
 from movierec.models.base import Recommender
-from movierec.models.itemknn import check_recency, fold_in_vector, interaction_matrix
+from movierec.models.itemknn import (
+    check_recency,
+    fold_in_vector,
+    interaction_matrix,
+    neighbour_scores,
+)
 
 DTYPES = ("float32", "float64")
 
@@ -189,7 +194,7 @@ class EASE(Recommender):
         return out
 
     def _score(self, users: np.ndarray) -> np.ndarray:
-        return self._expand(self.user_items_[users] @ self.weights_)
+        return self._expand(neighbour_scores(self.user_items_, self.weights_, users))
 
     def _similar_scores(self, items: np.ndarray) -> np.ndarray:
         # row i of B: how much liking i adds to every other item's score

@@ -9,7 +9,12 @@ import scipy.sparse as sp
 from movierec.data.dataset import Dataset
 from movierec.kernels.graph import walk_topk
 from movierec.models.base import Recommender
-from movierec.models.itemknn import check_recency, fold_in_vector, interaction_matrix
+from movierec.models.itemknn import (
+    check_recency,
+    fold_in_vector,
+    interaction_matrix,
+    neighbour_scores,
+)
 
 
 def neighbours_csr(nbr: np.ndarray, sim: np.ndarray, n: int) -> sp.csr_matrix:
@@ -36,7 +41,7 @@ class NeighbourScoring:
     n_items_: int
 
     def _score(self, users: np.ndarray) -> np.ndarray:
-        return np.asarray((self.user_items_[users] @ self.similarity_).todense(), np.float32)
+        return neighbour_scores(self.user_items_, self.similarity_, users)
 
     def _similar_scores(self, items: np.ndarray) -> np.ndarray:
         # non-neighbours get -inf so similar_items lists only the kept neighbours
@@ -47,7 +52,7 @@ class NeighbourScoring:
 
     def _fold_in_row(self, it: np.ndarray, vals: np.ndarray) -> np.ndarray:
         x = sp.csr_matrix((vals, (np.zeros(it.size, np.int64), it)), shape=(1, self.n_items_))
-        return np.asarray((x @ self.similarity_).todense(), dtype=np.float32)[0]
+        return neighbour_scores(x, self.similarity_, np.zeros(1, np.int64))[0]
 
 
 class RatedNeighbourScoring(NeighbourScoring):

@@ -8,6 +8,7 @@ import scipy.sparse as sp
 
 from movierec.data.dataset import Dataset
 from movierec.kernels.itemknn import cosine_topk
+from movierec.kernels.sparse_dense import rows_times_csr, rows_times_dense
 from movierec.models.base import Recommender
 
 WEIGHTINGS = ("none", "bm25", "tfidf")
@@ -40,6 +41,25 @@ def interaction_matrix(
     x.sum_duplicates()
     x.sort_indices()
     return x
+
+
+def neighbour_scores(
+    x: sp.csr_matrix, s: sp.csr_matrix | np.ndarray, rows: np.ndarray
+) -> np.ndarray:
+    """Dense float32 ``x[rows] @ s`` (users' interaction rows times a sparse or dense item x
+    item matrix), by the parallel kernels: the neighbour models' scores of a block of users."""
+    f32 = np.float32
+    x = x.tocsr()  # no copy when already CSR
+    rows = np.asarray(rows, np.int64)
+    out = np.zeros((rows.size, s.shape[1]), dtype=f32)
+    xd = np.asarray(x.data, f32)
+    if isinstance(s, np.ndarray):
+        rows_times_dense(x.indptr, x.indices, xd, rows, np.ascontiguousarray(s, f32), out)
+    else:
+        s = s.tocsr()
+        sd = np.asarray(s.data, f32)
+        rows_times_csr(x.indptr, x.indices, xd, rows, s.indptr, s.indices, sd, out)
+    return out
 
 
 def recency_weight(pos_from_end: np.ndarray, recency: float, floor: float) -> np.ndarray:
@@ -217,8 +237,7 @@ class ItemKNN(Recommender):
         )
 
     def _score(self, users: np.ndarray) -> np.ndarray:
-        xu = self.user_items_[users]
-        return np.asarray((xu @ self.similarity_).todense(), dtype=np.float32)
+        return neighbour_scores(self.user_items_, self.similarity_, users)
 
     def _similar_scores(self, items: np.ndarray) -> np.ndarray:
         # non-neighbours get -inf so similar_items lists only the kept neighbours
@@ -235,7 +254,7 @@ class ItemKNN(Recommender):
             items, ratings, self.threshold, self.binary, self.recency, self.recency_floor
         )
         x = sp.csr_matrix((vals, (np.zeros(it.size, np.int64), it)), shape=(1, self.n_items_))
-        return np.asarray((x @ self.similarity_).todense(), dtype=np.float32)[0]
+        return neighbour_scores(x, self.similarity_, np.zeros(1, np.int64))[0]
 
 
 def check_recency(model: Recommender) -> None:
