@@ -4,6 +4,7 @@ from contract import ModelContract, popularity_ndcg
 
 from movierec.errors import ConfigError
 from movierec.evaluation.evaluator import evaluate_model
+from movierec.kernels.topk import topk_rows
 from movierec.models.ials import ImplicitALS
 from movierec.split import temporal_per_user
 
@@ -67,3 +68,19 @@ def test_fold_in_reproduces_trained_users(split100k) -> None:
     assert np.mean(overlap) >= 8, overlap
     # no rating above the threshold: the popularity fallback
     assert np.array_equal(m.fold_in([0, 1], [1.0, 2.0]), m.item_count_.astype(np.float32))
+
+
+def test_recommend_ranks_like_the_dense_scores(split100k) -> None:
+    # recommend ranks known users from the factors (topk_dot); no-signal and cold users
+    # (all ratings below the threshold, or none) get the popularity fallback, as score() does
+    train = split100k.train
+    m = ImplicitALS(factors=16, iterations=3).fit(train)
+    users = np.arange(train.n_users)
+    assert not m.known_users(users).all()
+    got_i, got_v = m.recommend(users, k=10, batch_size=300)
+    want_i, want_v = topk_rows(m.score(users), 10, *m._seen_rows(users))
+    assert np.array_equal(got_i, want_i)
+    np.testing.assert_allclose(got_v, want_v, rtol=1e-5, atol=1e-6)
+    free_i, _ = m.recommend(users, k=10, exclude_seen=False)
+    none = np.zeros(users.size + 1, np.int64), np.empty(0, np.int32)
+    assert np.array_equal(free_i, topk_rows(m.score(users), 10, *none)[0])

@@ -13,17 +13,68 @@ computed once per half-step with BLAS.
 import numba as nb
 import numpy as np
 
+from movierec.kernels.sgd import prefetch_row_read
+
+# factor rows prefetched ahead of the gather (the next row's first ones during the solve)
+_AHEAD = 16
+
 
 @nb.njit(inline="always", fastmath=True)
 def _symv(A: np.ndarray, x: np.ndarray, reg: float, out: np.ndarray) -> None:
-    # out = (A + reg I) x for symmetric A, as a sum of columns so the inner loop vectorizes
+    # out = (A + reg I) x for symmetric A, as a sum of columns so the inner loop vectorizes;
+    # four columns per pass over out
     f = x.size
     for a in range(f):
         out[a] = reg * x[a]
-    for b in range(f):
-        xb = x[b]
+    b = 0
+    while b + 4 <= f:
+        a0, a1, a2, a3 = A[b], A[b + 1], A[b + 2], A[b + 3]
+        x0, x1, x2, x3 = x[b], x[b + 1], x[b + 2], x[b + 3]
         for a in range(f):
-            out[a] += A[b, a] * xb
+            out[a] += a0[a] * x0 + a1[a] * x1 + a2[a] * x2 + a3[a] * x3
+        b += 4
+    while b < f:
+        ab, xb = A[b], x[b]
+        for a in range(f):
+            out[a] += ab[a] * xb
+        b += 1
+
+
+@nb.njit(inline="always", fastmath=True)
+def _add_rows(
+    Yu: np.ndarray, m: int, cu: np.ndarray, cm1: np.ndarray, v: np.ndarray, out: np.ndarray,
+    first: bool,
+) -> None:  # fmt: skip
+    # out += sum_j w_j Yu[j] with d_j = Yu[j] . v and w_j = cm1_j d_j, or c_j - cm1_j d_j
+    # when ``first`` (the right-hand side minus the rank-one terms); four rows per pass
+    f = v.size
+    j = 0
+    while j + 4 <= m:
+        y0, y1, y2, y3 = Yu[j], Yu[j + 1], Yu[j + 2], Yu[j + 3]
+        d0 = d1 = d2 = d3 = np.float32(0.0)
+        for a in range(f):
+            va = v[a]
+            d0 += y0[a] * va
+            d1 += y1[a] * va
+            d2 += y2[a] * va
+            d3 += y3[a] * va
+        w0, w1, w2, w3 = cm1[j] * d0, cm1[j + 1] * d1, cm1[j + 2] * d2, cm1[j + 3] * d3
+        if first:
+            w0, w1, w2, w3 = cu[j] - w0, cu[j + 1] - w1, cu[j + 2] - w2, cu[j + 3] - w3
+        for a in range(f):
+            out[a] += w0 * y0[a] + w1 * y1[a] + w2 * y2[a] + w3 * y3[a]
+        j += 4
+    while j < m:
+        yj = Yu[j]
+        d = np.float32(0.0)
+        for a in range(f):
+            d += yj[a] * v[a]
+        w = cm1[j] * d
+        if first:
+            w = cu[j] - w
+        for a in range(f):
+            out[a] += w * yj[a]
+        j += 1
 
 
 @nb.njit(parallel=True, fastmath=True, cache=True)
@@ -60,6 +111,7 @@ def ials_cg(
             maxlen = max(maxlen, indptr[u + 1] - indptr[u])
         Yu = np.empty((maxlen, f), dtype=np.float32)
         cu = np.empty(maxlen, dtype=np.float32)
+        cm1 = np.empty(maxlen, dtype=np.float32)  # c - 1 in float32: no float64 in the loops
         x = np.empty(f, dtype=np.float32)
         r = np.empty(f, dtype=np.float32)
         p = np.empty(f, dtype=np.float32)
@@ -71,21 +123,22 @@ def ials_cg(
                 X[u, :] = 0.0
                 continue
             for j in range(m):
+                if j + _AHEAD < m:
+                    prefetch_row_read(Y, indices[s + j + _AHEAD])
                 Yu[j, :] = Y[indices[s + j], :]
                 cu[j] = conf[s + j]
+                cm1[j] = conf[s + j] - np.float32(1.0)
+            if u + n_blocks < n:
+                nxt = indptr[u + n_blocks]
+                for q in range(nxt, min(indptr[u + n_blocks + 1], nxt + _AHEAD)):
+                    prefetch_row_read(Y, indices[q])
             lam = reg[u]
             x[:] = X[u, :]
             # r = b - A x
             _symv(YtY, x, lam, r)
             for a in range(f):
                 r[a] = -r[a]
-            for j in range(m):
-                d = np.float32(0.0)
-                for a in range(f):
-                    d += Yu[j, a] * x[a]
-                w = cu[j] - (cu[j] - 1.0) * d
-                for a in range(f):
-                    r[a] += w * Yu[j, a]
+            _add_rows(Yu, m, cu, cm1, x, r, True)
             rs_old = np.float32(0.0)
             for a in range(f):
                 p[a] = r[a]
@@ -94,13 +147,7 @@ def ials_cg(
                 if rs_old < 1e-20:
                     break
                 _symv(YtY, p, lam, Ap)
-                for j in range(m):
-                    d = np.float32(0.0)
-                    for a in range(f):
-                        d += Yu[j, a] * p[a]
-                    w = (cu[j] - 1.0) * d
-                    for a in range(f):
-                        Ap[a] += w * Yu[j, a]
+                _add_rows(Yu, m, cu, cm1, p, Ap, False)
                 pap = np.float32(0.0)
                 for a in range(f):
                     pap += p[a] * Ap[a]

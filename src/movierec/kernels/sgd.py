@@ -21,25 +21,33 @@ from numba.extending import intrinsic
 _AHEAD = 4
 
 
-@intrinsic
-def _prefetch(typingctx, arr, row, col):  # type: ignore[no-untyped-def]
-    """Hint the CPU to load ``arr[row, col]`` into cache (llvm.prefetch; no effect on results)."""
+def _prefetch_intrinsic(write: int):  # type: ignore[no-untyped-def]
+    """An intrinsic ``f(arr, row, col)`` hinting the CPU to load ``arr[row, col]`` into cache
+    (llvm.prefetch, high locality, data cache; ``write``: 1 to write the line, 0 to only
+    read it). It has no effect on results."""
 
-    def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
-        aryty = sig.args[0]
-        ary = context.make_array(aryty)(context, builder, args[0])
-        r = context.cast(builder, args[1], sig.args[1], types.intp)
-        c = context.cast(builder, args[2], sig.args[2], types.intp)
-        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [r, c], wraparound=False)
-        i8p = builder.bitcast(ptr, ir.IntType(8).as_pointer())
-        i32 = ir.IntType(32)
-        fnty = ir.FunctionType(ir.VoidType(), [ir.IntType(8).as_pointer(), i32, i32, i32])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
-        # write intent, high locality, data cache
-        builder.call(fn, [i8p, i32(1), i32(3), i32(1)])
-        return context.get_dummy_value()
+    @intrinsic
+    def prefetch(typingctx, arr, row, col):  # type: ignore[no-untyped-def]
+        def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
+            aryty = sig.args[0]
+            ary = context.make_array(aryty)(context, builder, args[0])
+            r = context.cast(builder, args[1], sig.args[1], types.intp)
+            c = context.cast(builder, args[2], sig.args[2], types.intp)
+            ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [r, c], wraparound=False)
+            i8p = builder.bitcast(ptr, ir.IntType(8).as_pointer())
+            i32 = ir.IntType(32)
+            fnty = ir.FunctionType(ir.VoidType(), [ir.IntType(8).as_pointer(), i32, i32, i32])
+            fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
+            builder.call(fn, [i8p, i32(write), i32(3), i32(1)])
+            return context.get_dummy_value()
 
-    return types.void(arr, row, col), codegen
+        return types.void(arr, row, col), codegen
+
+    return prefetch
+
+
+_prefetch = _prefetch_intrinsic(1)
+_prefetch_read = _prefetch_intrinsic(0)
 
 
 @nb.njit(inline="always")
@@ -48,6 +56,15 @@ def _prefetch_row(a, row):  # type: ignore[no-untyped-def]
     for f in range(0, nf, 16):  # 16 float32 = one 64-byte cache line
         _prefetch(a, row, f)
     _prefetch(a, row, nf - 1)
+
+
+@nb.njit(inline="always")
+def prefetch_row_read(a, row):  # type: ignore[no-untyped-def]
+    """Prefetch row ``row`` of a float32 matrix for reading only (rows other threads read)."""
+    nf = a.shape[1]
+    for f in range(0, nf, 16):
+        _prefetch_read(a, row, f)
+    _prefetch_read(a, row, nf - 1)
 
 
 @nb.njit(inline="always")

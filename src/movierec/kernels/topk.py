@@ -1,7 +1,28 @@
-"""The one top-K kernel shared by every model (recommend, similar items, evaluation)."""
+"""The one top-K kernel shared by every model (recommend, similar items, evaluation).
+
+:func:`topk_rows` ranks a dense score matrix. :func:`topk_dot` ranks ``A @ V.T`` without
+ever holding it: each thread scores a tile of users x items (one BLAS call) that stays in
+cache and merges it into the users' heaps, visiting items by decreasing norm and stopping
+for a user once no remaining item can enter her list (Cauchy-Schwarz). Both give the same
+lists for the same scores.
+"""
 
 import numba as nb
 import numpy as np
+
+# Loaded here, before movierec.models.base.blas_limit's threadpool controller is created,
+# so that the BLAS numba's np.dot calls (scipy's) is limited with numpy's.
+import scipy.linalg.cython_blas  # noqa: F401
+
+# columns checked at once against the heap's worst entry (a fixed count vectorizes)
+_BLOCK = 64
+# topk_rows' work units (each with one row buffer), shared out among the threads
+_CHUNKS = 64
+# topk_dot's tile: users x items scored by one BLAS call (2 MiB of float32 at most)
+_TILE_ROWS = 256
+_TILE_COLS = 2048
+# |computed dot - exact dot| <= f * 2^-24 * |a| |v|: the bound's margin covers f <= 1600
+_BOUND_SLACK = 1e-4
 
 
 @nb.njit(inline="always")
@@ -37,6 +58,60 @@ def _heap_push(hv: np.ndarray, hi: np.ndarray, size: int, v: float, j: int) -> N
             return
 
 
+@nb.njit(inline="always")
+def _scan(
+    row: np.ndarray, cols: np.ndarray, hv: np.ndarray, hi: np.ndarray, size: int, k: int, asc: bool
+) -> int:
+    """Merge ``row`` (entry t is column ``cols[t]``) into the heap of ``size`` <= k entries;
+    -inf and NaN never enter. ``asc``: ``cols`` increase, so an equal score never wins.
+    Returns the new size."""
+    m = row.shape[0]
+    j = 0
+    while size < k and j < m:
+        v = row[j]
+        if v > -np.inf:
+            _heap_push(hv, hi, size, v, cols[j])
+            size += 1
+        j += 1
+    while j < m:
+        end = min(j + _BLOCK, m)
+        blk = row[j:end]
+        if end - j == _BLOCK:
+            # a block none of whose scores can enter the heap is skipped (NaN never does);
+            # indexing the slice from 0 keeps the check one vectorized pass
+            thr = hv[0]
+            hit = 0
+            if asc:
+                for t in range(_BLOCK):
+                    hit += blk[t] > thr
+            else:
+                for t in range(_BLOCK):
+                    hit += blk[t] >= thr
+            if hit == 0:
+                j = end
+                continue
+        for t in range(end - j):
+            v = blk[t]
+            if v > hv[0] or (v == hv[0] and cols[j + t] < hi[0]):
+                hv[0] = v
+                hi[0] = cols[j + t]
+                _sift_down(hv, hi, 0, size)
+        j = end
+    return size
+
+
+@nb.njit(inline="always")
+def _pop_all(hv: np.ndarray, hi: np.ndarray, size: int, out_v: np.ndarray, out_i: np.ndarray):
+    # pop the heap from worst to best
+    for t in range(size - 1, -1, -1):
+        out_v[t] = hv[0]
+        out_i[t] = hi[0]
+        size -= 1
+        hv[0] = hv[size]
+        hi[0] = hi[size]
+        _sift_down(hv, hi, 0, size)
+
+
 @nb.njit(parallel=True, cache=True)
 def topk_rows(
     scores: np.ndarray,
@@ -54,43 +129,119 @@ def topk_rows(
     k = min(k, m)
     out_i = np.full((n, k), -1, dtype=np.int32)
     out_v = np.full((n, k), -np.inf, dtype=np.float32)
-    for r in nb.prange(n):
-        skip = np.zeros(m, dtype=np.bool_)
-        for p in range(excl_indptr[r], excl_indptr[r + 1]):
-            skip[excl_indices[p]] = True
+    cols = np.arange(m)
+    n_chunks = min(n, _CHUNKS)
+    for c in nb.prange(n_chunks):
+        # one row buffer per chunk: rows with exclusions are copied and masked with -inf
+        buf = np.empty(m, dtype=np.float32)
         hv = np.empty(k, dtype=np.float32)
         hi = np.empty(k, dtype=np.int32)
-        size = 0
-        row = scores[r]
-        j = 0
-        while j < m:
-            if size == k and j % 64 == 0:
-                # skip a block whose best score cannot enter the heap (NaN never wins)
-                mx = -np.inf
-                end = min(j + 64, m)
-                for t in range(j, end):
-                    if row[t] > mx:
-                        mx = row[t]
-                if not mx > hv[0]:
-                    j = end
-                    continue
-            v = row[j]
-            if skip[j] or not (v > -np.inf):
-                pass
-            elif size < k:
-                _heap_push(hv, hi, size, v, j)
-                size += 1
-            elif v > hv[0]:
-                hv[0] = v
-                hi[0] = j
-                _sift_down(hv, hi, 0, size)
-            j += 1
-        # pop the heap from worst to best
-        for t in range(size - 1, -1, -1):
-            out_v[r, t] = hv[0]
-            out_i[r, t] = hi[0]
-            size -= 1
-            hv[0] = hv[size]
-            hi[0] = hi[size]
-            _sift_down(hv, hi, 0, size)
+        for r in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+            row = scores[r]
+            if excl_indptr[r + 1] > excl_indptr[r]:
+                buf[:] = row
+                for p in range(excl_indptr[r], excl_indptr[r + 1]):
+                    buf[excl_indices[p]] = -np.inf
+                row = buf
+            size = _scan(row, cols, hv, hi, 0, k, True)
+            _pop_all(hv, hi, size, out_v[r], out_i[r])
+    return out_i, out_v
+
+
+@nb.njit(parallel=True, nogil=True, cache=True)
+def topk_dot(
+    A: np.ndarray,
+    V: np.ndarray,
+    k: int,
+    excl_indptr: np.ndarray,
+    excl_indices: np.ndarray,
+    excl_rows: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`topk_rows` of the scores ``A @ V.T`` (float32), computed tile by tile.
+
+    From ``_TILE_ROWS`` rows on, items are visited by decreasing norm and a row stops once
+    its list is full and ``|a| max|v|`` over the items left (with a margin for rounding) is
+    below its k-th score, so that only the items that can still enter are scored.
+
+    Parameters
+    ----------
+    A : float32 (n, f), C-contiguous: one vector per row (user).
+    V : float32 (m, f), C-contiguous: one vector per column (item).
+    k : int
+    excl_indptr, excl_indices, excl_rows : row r of ``A`` skips the columns of row
+        ``excl_rows[r]`` of the CSR (``excl_indptr``, ``excl_indices``), e.g. a model's seen
+        items and the users of ``A``.
+    """
+    n, f = A.shape
+    m = V.shape[0]
+    k = min(k, m)
+    out_i = np.full((n, k), -1, dtype=np.int32)
+    out_v = np.full((n, k), -np.inf, dtype=np.float32)
+    prune = n >= _TILE_ROWS  # sorting the items pays off over many rows
+    if prune:
+        vnorm = np.empty(m)
+        for j in range(m):
+            t = 0.0
+            for a in range(f):
+                t += np.float64(V[j, a]) ** 2
+            vnorm[j] = np.sqrt(t) if t == t else np.inf  # NaN rows: never bounded
+        order = np.argsort(-vnorm)
+        Vs = np.empty_like(V)
+        for q in range(m):
+            Vs[q] = V[order[q]]
+        rest = vnorm[order]  # rest[j]: the largest norm from position j on
+        anorm = np.empty(n)
+        for r in range(n):
+            t = 0.0
+            for a in range(f):
+                t += np.float64(A[r, a]) ** 2
+            anorm[r] = np.sqrt(t)
+    else:
+        order = np.arange(m)
+        Vs = V
+        rest = np.empty(0)
+        anorm = np.empty(0)
+    pos = np.empty(m, dtype=np.int64)  # item -> its position in the visiting order
+    pos[order] = np.arange(m)
+    n_blk = (n + _TILE_ROWS - 1) // _TILE_ROWS
+    for b in nb.prange(n_blk):
+        r0 = b * _TILE_ROWS
+        nr = min(_TILE_ROWS, n - r0)
+        hv = np.empty((nr, k), dtype=np.float32)
+        hi = np.empty((nr, k), dtype=np.int32)
+        size = np.zeros(nr, dtype=np.int64)
+        act = np.arange(nr)  # rows still scanning, their vectors in Aa[:n_act]
+        n_act = nr
+        Aa = A[r0 : r0 + nr].copy()
+        buf = np.empty(nr * _TILE_COLS, dtype=np.float32)
+        for j0 in range(0, m, _TILE_COLS):
+            if prune and j0 > 0:
+                lim = rest[j0] * (1.0 + _BOUND_SLACK)
+                w = 0
+                for q in range(n_act):
+                    r = act[q]
+                    if size[r] < k or not (anorm[r0 + r] * lim < hv[r, 0]):
+                        act[w] = r
+                        w += 1
+                if w == 0:
+                    break
+                if w < n_act:
+                    for q in range(w):
+                        Aa[q] = A[r0 + act[q]]
+                    n_act = w
+            j1 = min(j0 + _TILE_COLS, m)
+            width = j1 - j0
+            s = buf[: n_act * width].reshape(n_act, width)
+            np.dot(Aa[:n_act], Vs[j0:j1].T, s)
+            for q in range(n_act):
+                r = act[q]
+                row = s[q]
+                e = excl_rows[r0 + r]
+                for p in range(excl_indptr[e], excl_indptr[e + 1]):
+                    c = pos[excl_indices[p]] - j0
+                    if c >= 0 and c < width:
+                        row[c] = -np.inf
+                size[r] = _scan(row, order[j0:j1], hv[r], hi[r], size[r], k, not prune)
+        for r in range(nr):
+            _pop_all(hv[r], hi[r], size[r], out_v[r0 + r], out_i[r0 + r])
     return out_i, out_v

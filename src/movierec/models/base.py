@@ -27,7 +27,7 @@ import numpy as np
 from movierec.data.dataset import Dataset
 from movierec.errors import ConfigError, UnknownIdError
 from movierec.kernels.baseline import baseline_als
-from movierec.kernels.topk import topk_rows
+from movierec.kernels.topk import topk_dot, topk_rows
 
 POLICIES = ("fallback", "error")
 _PARALLEL_CELLS = 1 << 22
@@ -281,15 +281,33 @@ class Recommender:
         u = self._users(users)
         items = np.empty((u.size, min(k, self.n_items_)), dtype=np.int32)
         scores = np.empty(items.shape, dtype=np.float32)
-        for a in range(0, u.size, batch_size):
-            b = u[a : a + batch_size]
-            s = self.score(b, unknown=unknown)
+        known = self._known(u)
+        pair = self._factor_pair(u[known]) if known.any() else None
+        rest = np.arange(u.size)
+        if pair is not None:
+            # known users: A @ V.T ranked tile by tile, the dense scores never materialized
+            self._policy(unknown, int((~known).sum()), "user(s)")
+            A, V = (np.ascontiguousarray(x, dtype=np.float32) for x in pair)
+            ip, ix = self.seen_indptr_, self.seen_indices_
+            if not exclude_seen:
+                ip, ix = np.zeros(self.n_users_ + 1, np.int64), np.empty(0, np.int32)
+            with blas_limit(self.blas_threads):
+                items[known], scores[known] = topk_dot(A, V, k, ip, ix, u[known])
+            rest = rest[~known]
+        for a in range(0, rest.size, batch_size):
+            rows = rest[a : a + batch_size]
+            s = self.score(u[rows], unknown=unknown)
             if exclude_seen:
-                ip, ix = self._seen_rows(b)
+                ip, ix = self._seen_rows(u[rows])
             else:
-                ip, ix = np.zeros(b.size + 1, np.int64), np.empty(0, np.int32)
-            items[a : a + b.size], scores[a : a + b.size] = topk_rows(s, k, ip, ix)
+                ip, ix = np.zeros(rows.size + 1, np.int64), np.empty(0, np.int32)
+            items[rows], scores[rows] = topk_rows(s, k, ip, ix)
         return items, scores
+
+    def _factor_pair(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """(user vectors, item vectors) whose dot products are ``_score(users)``, for models
+        that score so (``recommend`` then ranks without dense scores), else None."""
+        return None
 
     # -- item similarity --------------------------------------------------------------------
     def item_vectors(self) -> np.ndarray:
