@@ -59,6 +59,15 @@ def test_idmap_unknown_ids() -> None:
     assert m.index([10, 25, 30, 99, -1], missing="minus1").tolist() == [0, -1, 2, -1, -1]
 
 
+@pytest.mark.parametrize("raw", [[10, 20, 30], [], [-(2**62), -7, 0, 2**62]])
+def test_idmap_find_agrees_with_index(raw: list[int]) -> None:
+    m, _ = IdMap.encode(np.array(raw, dtype=np.int64))
+    probes = [*raw, -8, -1, 1, 15, 31, 2**62 - 1, 2**63 - 1, -(2**63), 2**70, -(2**70)]
+    for x in probes:
+        want = int(m.index([x], missing="minus1")[0]) if -(2**63) <= x < 2**63 else -1
+        assert m.find(x) == want, x
+
+
 def test_idmap_empty() -> None:
     m, dense = IdMap.encode(np.array([], dtype=np.int64))
     assert len(m) == 0 and dense.size == 0 and dense.dtype == np.int32

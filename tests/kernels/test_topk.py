@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from movierec.kernels.topk import topk_dot, topk_rows
+from movierec.kernels.topk import norm_order, topk_dot, topk_dot_sorted, topk_rows
 
 
 def brute(scores: np.ndarray, k: int, excl: list[set[int]]) -> list[list[int]]:
@@ -90,8 +90,14 @@ def test_topk_dot_norm_order_and_early_stop_keep_exact_lists(levels: int) -> Non
     indptr = np.zeros(n + 1, np.int64)
     indptr[1:] = np.cumsum(lens)
     indices = np.concatenate([rng.choice(m, size=c, replace=False) for c in lens]).astype(np.int32)
+    sorted_v = norm_order(V)
     for k in (1, 10, 50):
         want_i, want_v = topk_rows(A @ V.T, k, indptr, indices)
         got_i, got_v = topk_dot(A, V, k, indptr, indices, np.arange(n))
         assert np.array_equal(got_i, want_i)
         assert np.array_equal(got_v, want_v)
+        # a few rows against items sorted once (the service's batches): the same lists
+        rows = np.array([3, 0, 650, 17, 17])
+        got_i, got_v = topk_dot_sorted(A[rows], *sorted_v, k, indptr, indices, rows)
+        assert np.array_equal(got_i, want_i[rows])
+        assert np.array_equal(got_v, want_v[rows])

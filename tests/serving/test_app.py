@@ -289,7 +289,8 @@ def test_crash_is_a_one_line_500(client: TestClient, monkeypatch, caplog) -> Non
     def boom(*a, **k):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(client.app.state.engine, "recommend_user", boom)
+    # raised in the ranker thread, handed to the waiting request
+    monkeypatch.setattr(client.app.state.engine, "_rank_users", boom)
     r = client.get("/users/1/recommendations")
     assert r.status_code == 500
     assert r.json() == {"detail": "internal server error; the server log has the details"}

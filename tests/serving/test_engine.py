@@ -400,33 +400,56 @@ def test_every_model_ranks_once_before_it_is_served(
     assert {label for label, stored, _ in seen if stored} == folded
 
 
-def test_batched_scores_equal_one_users_scores(run: Path) -> None:
+def test_ranker_batches_equal_lists_ranked_one_by_one(engine: Engine) -> None:
+    import asyncio
     import threading
 
-    from movierec.serving.engine import ScoreBatcher
+    from movierec.serving.engine import UserJob
 
-    m = load_bundle(run / "models" / "ials").model
-    users = list(range(50)) * 4
-    want = {u: m.score([u])[0] for u in set(users)}
-    batcher, got, gate = ScoreBatcher(max_batch=16), {}, threading.Barrier(8)
+    sv = engine.state.get("ials")
+    users = [*range(1, 41), COLD_RAW] * 3  # known users and a cold one (popularity)
+    filters = [Filters(), Filters(("Comedy",)), Filters(year_min=1995)]
+    cases = [(u, f, k) for u in users for f, k in [(filters[u % 3], 3 + u % 7)]]
+    want = {c: engine._rank_user(sv, c[0], [], c[2], c[1]) for c in set(cases)}
+    got: dict = {}
+    gate = threading.Barrier(8)
 
-    def worker(part: list[int]) -> None:
+    def worker(part: list) -> None:
         gate.wait()
-        for u in part:
-            got.setdefault(u, []).append(batcher.score(m, u))
+        for c in part:
+            got.setdefault(c, []).append(engine.ranker.run(UserJob(sv, c[0], [], c[2], c[1])))
 
-    threads = [threading.Thread(target=worker, args=(users[i::8],)) for i in range(8)]
+    threads = [threading.Thread(target=worker, args=(cases[i::8],)) for i in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(60)
-    assert batcher.scored == len(users) and batcher.batches <= len(users)
-    for u, rows in got.items():
-        for row in rows:
-            np.testing.assert_allclose(row, want[u], rtol=1e-5, atol=1e-6)
-    with pytest.raises(UnknownIdError):
-        batcher.score(m, 10_000)  # a bad user fails its own request, nothing hangs
-    assert batcher.score(m, 3).shape == want[3].shape
+
+    async def from_the_loop() -> list:
+        jobs = [UserJob(sv, u, [], k, f) for u, f, k in cases]
+        return await asyncio.gather(*(engine.ranker.arun(j) for j in jobs))
+
+    for c, r in zip(cases, asyncio.run(from_the_loop()), strict=True):
+        got[c].append(r)
+    assert engine.ranker.ranked >= 2 * len(cases)
+    assert engine.ranker.batches < engine.ranker.ranked  # requests that waited shared a batch
+    for c, rs in got.items():
+        assert len(rs) == 2 * cases.count(c)
+        for r in rs:
+            assert ids(r) == ids(want[c]) and r["fallback"] == want[c]["fallback"]
+            np.testing.assert_allclose(
+                [m["score"] for m in r["items"]], [m["score"] for m in want[c]["items"]],
+                rtol=1e-5, atol=1e-6,
+            )  # fmt: skip
+    # a bad job in a batch fails alone; the others in it are answered
+    good, bad = UserJob(sv, 1, [], 5, Filters()), UserJob(sv, 2, [], 5, Filters(("Nope",)))
+    engine._rank_batch([good, bad])
+    assert ids(good.result) == ids(engine._rank_user(sv, 1, [], 5, Filters()))
+    assert isinstance(bad.error, ConfigError) and bad.result is None
+    with pytest.raises(ConfigError, match="unknown genre 'Nope'"):
+        engine.ranker.run(UserJob(sv, 2, [], 5, Filters(("Nope",))))
+    engine.ranker.close()
+    assert engine.ranker.run(UserJob(sv, 3, [], 4, Filters()))["items"]  # starts again
 
 
 def test_explain_names_the_most_similar_liked_movies(run: Path) -> None:
@@ -435,9 +458,15 @@ def test_explain_names_the_most_similar_liked_movies(run: Path) -> None:
     recs = np.array([25, 30, 3, 39])
     liked = items[ratings >= max(ratings.mean(), 3.5)]
     got = m.explain(items, ratings, recs, n=2)
-    for sims, why in zip(m._explain_similarity(recs, liked), got, strict=True):
+    v = m.item_vectors().astype(np.float64)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    for sims, why in zip(v[recs] @ v[liked].T, got, strict=True):  # cosine, in float64
         want = [int(liked[j]) for j in np.argsort(-sims, kind="stable")[:2] if sims[j] > 0]
         assert why == want
+    # a batch explains each user as alone
+    users = [(items, ratings, recs), (items[5:], ratings[5:], recs[::-1]), ([], [], recs)]
+    assert m.explain_many(users, n=3) == [m.explain(*u, n=3) for u in users]
+    assert m.explain_many(users, n=3)[2] == [[], [], [], []]
 
 
 def test_reload_swaps_atomically_and_refuses_bad_artifacts(run: Path, tmp_path: Path) -> None:

@@ -88,6 +88,15 @@ class IdMap:
             pos = np.where(ok, pos, -1)
         return pos.astype(np.int32)
 
+    def find(self, raw: int) -> int:
+        """Dense index of one raw id, -1 if unknown: :meth:`index` for a single id, ~10x
+        faster (a served request looks up its user several times)."""
+        n = self.raw.size
+        if not n or not -(2**63) <= raw < 2**63:
+            return -1
+        p = int(self.raw.searchsorted(raw))
+        return p if p < n and int(self.raw[p]) == raw else -1
+
     def to_raw(self, index: Any) -> np.ndarray:
         """Raw ids of dense indices."""
         return self.raw[np.asarray(index, dtype=np.int64)]

@@ -148,7 +148,6 @@ def topk_rows(
     return out_i, out_v
 
 
-@nb.njit(parallel=True, nogil=True, cache=True)
 def topk_dot(
     A: np.ndarray,
     V: np.ndarray,
@@ -159,9 +158,10 @@ def topk_dot(
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`topk_rows` of the scores ``A @ V.T`` (float32), computed tile by tile.
 
-    From ``_TILE_ROWS`` rows on, items are visited by decreasing norm and a row stops once
-    its list is full and ``|a| max|v|`` over the items left (with a margin for rounding) is
-    below its k-th score, so that only the items that can still enter are scored.
+    From ``_TILE_ROWS`` rows on, items are visited by decreasing norm (:func:`norm_order`)
+    and a row stops early (see :func:`topk_dot_sorted`); fewer rows do not pay for the
+    sort. A caller ranking many small batches against the same items sorts them once and
+    calls :func:`topk_dot_sorted` itself.
 
     Parameters
     ----------
@@ -172,35 +172,60 @@ def topk_dot(
         ``excl_rows[r]`` of the CSR (``excl_indptr``, ``excl_indices``), e.g. a model's seen
         items and the users of ``A``.
     """
+    if A.shape[0] >= _TILE_ROWS:
+        Vs, order, rest = norm_order(V)
+    else:
+        Vs, order, rest = V, np.arange(V.shape[0]), np.empty(0)
+    return topk_dot_sorted(A, Vs, order, rest, k, excl_indptr, excl_indices, excl_rows)
+
+
+@nb.njit(nogil=True, cache=True)
+def norm_order(V: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(the rows of ``V`` by decreasing norm, their order, the norms in that order) for
+    :func:`topk_dot_sorted`; a NaN row counts as infinitely long (never bounded)."""
+    m, f = V.shape
+    vnorm = np.empty(m)
+    for j in range(m):
+        t = 0.0
+        for a in range(f):
+            t += np.float64(V[j, a]) ** 2
+        vnorm[j] = np.sqrt(t) if t == t else np.inf
+    order = np.argsort(-vnorm)
+    Vs = np.empty_like(V)
+    for q in range(m):
+        Vs[q] = V[order[q]]
+    return Vs, order, vnorm[order]
+
+
+@nb.njit(parallel=True, nogil=True, cache=True)
+def topk_dot_sorted(
+    A: np.ndarray,
+    Vs: np.ndarray,
+    order: np.ndarray,
+    rest: np.ndarray,
+    k: int,
+    excl_indptr: np.ndarray,
+    excl_indices: np.ndarray,
+    excl_rows: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`topk_dot` over items already in visiting order: ``Vs[q]`` is item
+    ``order[q]``. With ``rest`` (the items' norms in that order, decreasing, as
+    :func:`norm_order` gives) a row stops once its list is full and ``|a| rest[j]`` over
+    the items left (with a margin for rounding) is below its k-th score, so that only the
+    items that can still enter are scored; with an empty ``rest`` every item is scored.
+    """
     n, f = A.shape
-    m = V.shape[0]
+    m = Vs.shape[0]
     k = min(k, m)
     out_i = np.full((n, k), -1, dtype=np.int32)
     out_v = np.full((n, k), -np.inf, dtype=np.float32)
-    prune = n >= _TILE_ROWS  # sorting the items pays off over many rows
-    if prune:
-        vnorm = np.empty(m)
-        for j in range(m):
-            t = 0.0
-            for a in range(f):
-                t += np.float64(V[j, a]) ** 2
-            vnorm[j] = np.sqrt(t) if t == t else np.inf  # NaN rows: never bounded
-        order = np.argsort(-vnorm)
-        Vs = np.empty_like(V)
-        for q in range(m):
-            Vs[q] = V[order[q]]
-        rest = vnorm[order]  # rest[j]: the largest norm from position j on
-        anorm = np.empty(n)
-        for r in range(n):
-            t = 0.0
-            for a in range(f):
-                t += np.float64(A[r, a]) ** 2
-            anorm[r] = np.sqrt(t)
-    else:
-        order = np.arange(m)
-        Vs = V
-        rest = np.empty(0)
-        anorm = np.empty(0)
+    prune = rest.size > 0
+    anorm = np.empty(n if prune else 0)
+    for r in range(anorm.size):
+        t = 0.0
+        for a in range(f):
+            t += np.float64(A[r, a]) ** 2
+        anorm[r] = np.sqrt(t)
     pos = np.empty(m, dtype=np.int64)  # item -> its position in the visiting order
     pos[order] = np.arange(m)
     n_blk = (n + _TILE_ROWS - 1) // _TILE_ROWS
@@ -245,3 +270,58 @@ def topk_dot(
         for r in range(nr):
             _pop_all(hv[r], hi[r], size[r], out_v[r0 + r], out_i[r0 + r])
     return out_i, out_v
+
+
+@nb.njit(cache=True)
+def because_cosine(
+    V: np.ndarray,
+    recs: np.ndarray,
+    recs_ptr: np.ndarray,
+    liked: np.ndarray,
+    liked_ptr: np.ndarray,
+    n: int,
+) -> np.ndarray:
+    """For each recommended item, the ``n`` liked items of its user most similar to it by
+    the cosine of the rows of ``V``: positive similarities only, most similar first (ties:
+    the earlier liked item), -1 padding. User b's recommendations are
+    ``recs[recs_ptr[b]:recs_ptr[b+1]]`` and her liked items
+    ``liked[liked_ptr[b]:liked_ptr[b+1]]``; a recommendation < 0 gets none. One call for a
+    batch of users (it holds the GIL: no hand-back per user)."""
+    out = np.full((recs.size, n), -1, dtype=np.int64)
+    bv = np.empty(n)
+    for b in range(recs_ptr.size - 1):
+        l0, l1 = liked_ptr[b], liked_ptr[b + 1]
+        ln = np.empty(l1 - l0)
+        for q in range(l0, l1):
+            ln[q - l0] = _norm_or_one(V[liked[q]])
+        for p in range(recs_ptr[b], recs_ptr[b + 1]):
+            j = recs[p]
+            if j < 0 or n == 0:
+                continue
+            rn = _norm_or_one(V[j])
+            size = 0
+            for q in range(l0, l1):
+                t = 0.0
+                for a in range(V.shape[1]):
+                    t += np.float64(V[j, a]) * np.float64(V[liked[q], a])
+                s = t / (rn * ln[q - l0])
+                if not (0.0 < s < np.inf) or (size == n and s <= bv[n - 1]):
+                    continue
+                if size < n:
+                    size += 1
+                pos = size - 1
+                while pos > 0 and bv[pos - 1] < s:
+                    bv[pos] = bv[pos - 1]
+                    out[p, pos] = out[p, pos - 1]
+                    pos -= 1
+                bv[pos] = s
+                out[p, pos] = liked[q]
+    return out
+
+
+@nb.njit(inline="always")
+def _norm_or_one(x: np.ndarray) -> float:
+    t = 0.0
+    for a in range(x.size):
+        t += np.float64(x[a]) ** 2
+    return np.sqrt(t) if t > 0 else 1.0

@@ -27,7 +27,7 @@ import numpy as np
 from movierec.data.dataset import Dataset
 from movierec.errors import ConfigError, UnknownIdError
 from movierec.kernels.baseline import baseline_als
-from movierec.kernels.topk import topk_dot, topk_rows
+from movierec.kernels.topk import because_cosine, topk_dot, topk_rows
 
 POLICIES = ("fallback", "error")
 _PARALLEL_CELLS = 1 << 22
@@ -333,16 +333,42 @@ class Recommender:
 
     def _explain_similarity(self, recs: np.ndarray, liked: np.ndarray) -> np.ndarray:
         """Similarity of each recommended item (rows) to each liked item (columns)."""
-        if type(self)._similar_scores is Recommender._similar_scores:
-            # cosine of item vectors on the two small sets only
-            v = np.asarray(self.item_vectors(), dtype=np.float32)
-            a, b = v[recs], v[liked]
-            na, nb_ = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
-            na[na == 0], nb_[nb_ == 0] = 1.0, 1.0
-            return (a / na[:, None]) @ (b / nb_[:, None]).T
         s = self._similar_scores(recs)
         s = s.toarray() if hasattr(s, "toarray") else np.asarray(s)
         return s[:, liked]
+
+    def _cosine_vectors(self) -> np.ndarray | None:
+        """The item vectors (float32) when this model's item similarity is their cosine
+        (the default :meth:`_similar_scores`) and it has them, else None."""
+        if type(self)._similar_scores is not Recommender._similar_scores:
+            return None
+        try:
+            v = self.item_vectors()
+        except (ConfigError, NotImplementedError, AttributeError):
+            return None
+        return np.ascontiguousarray(v, dtype=np.float32)
+
+    def explain_many(self, users: list[tuple[Any, Any, Any]], n: int = 2) -> list[list[list[int]]]:
+        """:meth:`explain` of several users, given as (items, ratings, recs): a model whose
+        similarity is the cosine of its item vectors explains them all in one kernel call
+        (:func:`~movierec.kernels.topk.because_cosine`), the others one by one."""
+        V = self._cosine_vectors()
+        if V is None or not users:
+            return [self.explain(i, r, c, n) for i, r, c in users]
+        recs_l, liked_l = [], []
+        for user_items, user_ratings, recs in users:
+            items = np.atleast_1d(np.asarray(user_items, dtype=np.int64))
+            r = np.atleast_1d(np.asarray(user_ratings, dtype=np.float32))
+            recs_l.append(np.atleast_1d(np.asarray(recs, dtype=np.int64)))
+            liked_l.append(items[r >= max(float(r.mean()), 3.5)] if items.size else items)
+        rp, lp = (np.cumsum([0, *(x.size for x in xs)]) for xs in (recs_l, liked_l))
+        got = because_cosine(
+            V, np.concatenate(recs_l), rp, np.concatenate(liked_l), lp, max(int(n), 0)
+        ).tolist()
+        return [
+            [[x for x in row if x >= 0] for row in got[a:b]]
+            for a, b in zip(rp, rp[1:], strict=False)
+        ]
 
     def explain(self, user_items: Any, user_ratings: Any, recs: Any, n: int = 2) -> list[list[int]]:
         """For each recommended item, up to ``n`` of the user's liked items that contributed
@@ -354,6 +380,8 @@ class Recommender:
         hold fitted sub-models (hybrids' ``models_``) explain with the first sub-model
         that has one; models with neither give ``[]`` everywhere.
         """
+        if self._cosine_vectors() is not None:
+            return self.explain_many([(user_items, user_ratings, recs)], n)[0]
         recs = np.atleast_1d(np.asarray(recs, dtype=np.int64))
         items = np.atleast_1d(np.asarray(user_items, dtype=np.int64))
         r = np.atleast_1d(np.asarray(user_ratings, dtype=np.float32))

@@ -17,6 +17,8 @@ refer to it by ``request_id``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
 import dataclasses
 import gc
@@ -30,18 +32,19 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import orjson
 import polars as pl
 import scipy.sparse as sp
+from starlette.concurrency import run_in_threadpool
 
 from movierec.artifacts import MODEL_JSON, load_bundle
 from movierec.data.dataset import Dataset, IdMap
 from movierec.data.search import TitleIndex
 from movierec.errors import ArtifactError, ConfigError, MovierecError, StoreError, UnknownIdError
-from movierec.kernels.topk import topk_rows
+from movierec.kernels.topk import norm_order, topk_dot_sorted, topk_rows
 from movierec.models.base import Recommender
 from movierec.serving.abtest import INTERLEAVED, Experiment
 from movierec.serving.config import ServeConfig
@@ -62,10 +65,10 @@ class NotReadyError(MovierecError):
 
 
 # -- requests ----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Filters:
+class Filters(NamedTuple):
     """Which movies may be listed: any of ``genres``, the year range, at least
-    ``min_ratings`` training ratings, none of ``exclude`` (raw ids)."""
+    ``min_ratings`` training ratings, none of ``exclude`` (raw ids). A tuple, so a cache
+    key holding it is not walked by the garbage collector."""
 
     genres: tuple[str, ...] = ()
     year_min: int | None = None
@@ -148,72 +151,119 @@ class Cache:
         return len(self._d)
 
 
-class ScoreBatcher:
-    """Scores known users together: requests that arrive while a batch is being scored
-    wait and go into the next one, so one matrix product serves them all.
+class Ranker:
+    """One thread ranks every user list that is not in the cache, in batches.
 
-    Scoring one user of a factor model reads every item vector (59,047 x 64 floats, 15 MB
-    at 25M): that read, not the arithmetic, is the cost, and a batch pays it once. A
-    request that finds no batch running is scored at once, so a lone request waits for
-    nothing. Thread-safe; ``model.score`` runs outside the lock (numpy releases the GIL).
+    Requests that arrive while a batch is being ranked go into the next one, so one matrix
+    product scores them all (scoring one user of a factor model reads every item vector:
+    59,047 x 64 floats, 15 MB at 25M; a batch pays that once) and one top-K pass ranks
+    them; a request that finds the ranker idle is ranked at once. One thread, not one per
+    request: a request thread that releases the GIL for native code (a matrix product, a
+    kernel) must take it back from the busy event loop, which gives it up only every
+    switch interval (5 ms), so sixteen request threads spent most of their time waiting
+    for the GIL (~400 req/s at 25M with 1.2 of 2 cores busy); the ranker releases it a
+    few times per batch. The event loop awaits :meth:`arun` (no worker thread at all);
+    other threads block in :meth:`run`. ``rank`` fills each job's ``result`` or
+    ``error``; a job's error is its own (the others are still answered).
     """
 
-    def __init__(self, max_batch: int = 64) -> None:
-        self.max_batch = max_batch
+    def __init__(self, rank: Callable[[list[UserJob]], None], max_batch: int = 64) -> None:
+        self._rank, self.max_batch = rank, max_batch
         self._cv = threading.Condition()
-        self._queue: list[_Job] = []
-        self._busy = False
-        self.batches = self.scored = 0
+        self._queue: list[UserJob] = []
+        self._thread: threading.Thread | None = None
+        self._closing = False
+        self.batches = self.ranked = 0
 
-    def score(self, model: Recommender, user: int) -> np.ndarray:
-        """``model.score([user])[0]``, possibly computed in a batch with other users."""
-        job = _Job(model, int(user))
-        with self._cv:
-            self._queue.append(job)
-            while not job.done:
-                if self._busy:
-                    self._cv.wait()
-                    continue
-                self._busy = True
-                batch = self._queue[: self.max_batch]
-                del self._queue[: self.max_batch]
-                self._cv.release()
-                try:
-                    self._run(batch)
-                finally:
-                    self._cv.acquire()
-                    self._busy = False
-                    self._cv.notify_all()
+    def run(self, job: UserJob) -> dict[str, Any]:
+        """Rank ``job`` and wait for it (any thread but the ranker's)."""
+        job.event = threading.Event()
+        self._submit(job)
+        job.event.wait()
         if job.error is not None:
             raise job.error
-        assert job.row is not None
-        return job.row
+        assert job.result is not None
+        return job.result
 
-    def _run(self, batch: list[_Job]) -> None:
-        by_model: dict[int, list[_Job]] = {}
-        for j in batch:
-            by_model.setdefault(id(j.model), []).append(j)
-        for jobs in by_model.values():
+    async def arun(self, job: UserJob) -> dict[str, Any]:
+        """Rank ``job`` and await it (from an event loop)."""
+        job.loop = asyncio.get_running_loop()
+        job.future = job.loop.create_future()
+        self._submit(job)
+        return await job.future
+
+    def _submit(self, job: UserJob) -> None:
+        with self._cv:
+            self._queue.append(job)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="movierec-ranker")
+                self._thread.daemon = True
+                self._thread.start()
+            self._cv.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cv:
+                while not self._queue and not self._closing:
+                    self._cv.wait()
+                if not self._queue:
+                    self._thread = None
+                    return
+                batch = self._queue[: self.max_batch]
+                del self._queue[: self.max_batch]
             try:
-                rows = jobs[0].model.score(np.array([j.user for j in jobs], dtype=np.int64))
-                for j, row in zip(jobs, rows, strict=True):
-                    j.row = row
+                self._rank(batch)
             except Exception as e:  # every waiting request gets the error, none hangs
-                for j in jobs:
-                    j.error = e
-            for j in jobs:
-                j.done = True
-        self.batches += 1
-        self.scored += len(batch)
+                for j in batch:
+                    if j.result is None and j.error is None:
+                        j.error = e
+            self.batches += 1
+            self.ranked += len(batch)
+            by_loop: dict[Any, list[UserJob]] = {}
+            for j in batch:
+                if j.event is not None:
+                    j.event.set()
+                else:
+                    by_loop.setdefault(j.loop, []).append(j)
+            for loop, jobs in by_loop.items():
+                with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
+                    loop.call_soon_threadsafe(_settle, jobs)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Finish the queued jobs and stop the thread (a later job starts a new one)."""
+        with self._cv:
+            t, self._closing = self._thread, True
+            self._cv.notify_all()
+        if t is not None:
+            t.join(timeout)
+        with self._cv:
+            self._closing = False
 
 
-@dataclass
-class _Job:
-    model: Recommender
+@dataclass(eq=False)
+class UserJob:
+    """One user's list to rank: her stored ratings, k and filters, on one served model."""
+
+    sv: Served
     user: int
-    row: np.ndarray | None = None
+    stored: list[tuple[int, float, int]]
+    k: int
+    filters: Filters
+    result: dict[str, Any] | None = None
     error: Exception | None = None
-    done: bool = False
+    event: threading.Event | None = None
+    loop: Any = None
+    future: Any = None
+
+
+def _settle(jobs: list[UserJob]) -> None:
+    for j in jobs:
+        if j.future.done():  # the client went away
+            continue
+        if j.error is not None:
+            j.future.set_exception(j.error)
+        else:
+            j.future.set_result(j.result)
 
 
 def _freeze_heap() -> None:
@@ -250,6 +300,7 @@ class Catalog:
         n = len(item_map)
         self.n_items = n
         self.raw = items["item"].to_numpy().astype(np.int64)
+        self.raw_ids: list[int] = self.raw.tolist()  # for output: no numpy scalar per item
         self.titles = [t or "" for t in items["title"].to_list()]
         self.years = items["year"].to_list()
         self.genres = [list(g or []) for g in items["genres"].to_list()]
@@ -274,14 +325,14 @@ class Catalog:
     # ids
     def movie_index(self, raw: int) -> int:
         """Dense index of a raw movie id, or UnknownIdError (404)."""
-        j = int(self.item_map.index(int(raw), missing="minus1")[0])
+        j = self.item_map.find(int(raw))
         if j < 0:
             raise UnknownIdError(f"movie {raw} is not in the served catalogue")
         return j
 
     def user_index(self, raw: int) -> int:
         """Dense index of a raw user id, -1 if the models never saw her."""
-        return int(self.user_map.index(int(raw), missing="minus1")[0])
+        return self.user_map.find(int(raw))
 
     def user_history(self, u: int) -> tuple[np.ndarray, np.ndarray]:
         if u < 0:
@@ -332,7 +383,7 @@ class Catalog:
     # output
     def movie(self, j: int) -> dict[str, Any]:
         return {
-            "movieId": int(self.raw[j]),
+            "movieId": self.raw_ids[j],
             "title": self.titles[j],
             "year": self.years[j],
             "genres": self.genres[j],
@@ -349,9 +400,7 @@ class Catalog:
                     **self.movie(j),
                     "score": float(s),
                     "rank": n + 1,
-                    "because": [
-                        {"movieId": int(self.raw[b]), "title": self.titles[b]} for b in why
-                    ],
+                    "because": [{"movieId": self.raw_ids[b], "title": self.titles[b]} for b in why],
                 }
             )
         return out
@@ -391,6 +440,18 @@ def similarity_model(m: Recommender) -> Recommender | None:
     return None
 
 
+def dot_order(m: Recommender) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """For a model that scores by dot products of user and item vectors: its item vectors
+    sorted by decreasing norm once (:func:`~movierec.kernels.topk.norm_order`), so that a
+    batch of users is ranked by :func:`~movierec.kernels.topk.topk_dot_sorted`, which stops
+    scoring a user once no item left can enter her list (the 25M model's users read a few
+    tiles of items instead of all 59,047). None for other models."""
+    if not m.n_users_:
+        return None
+    pair = m._factor_pair(np.zeros(1, np.int64))
+    return None if pair is None else norm_order(np.ascontiguousarray(pair[1], np.float32))
+
+
 @dataclass
 class Served:
     """One loaded model and what serving it needs."""
@@ -404,6 +465,8 @@ class Served:
     fold_in: bool
     sim: Recommender | None
     popularity: np.ndarray
+    #: factor models: their item vectors by decreasing norm (:func:`dot_order`)
+    dot: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def info(self) -> dict[str, Any]:
         extra = self.meta.get("extra") or {}
@@ -508,6 +571,7 @@ def build_state(path: str | Path, cfg: ServeConfig) -> State:
             fold_in=can_fold_in(m),
             sim=similarity_model(m),
             popularity=np.asarray(m.item_count_, dtype=np.float32),
+            dot=dot_order(m),
         )
     default = cfg.default or (best if best in models else next(iter(models)))
     if default not in models:
@@ -528,6 +592,13 @@ def _topk(
     items, vals = topk_rows(s, k, np.array([0, seen32.size], np.int64), seen32)
     keep = items[0] >= 0
     return items[0][keep], vals[0][keep]
+
+
+def _csr(rows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(indptr int64, indices int32) of a list of index arrays, for the top-K kernels."""
+    indptr = np.zeros(len(rows) + 1, np.int64)
+    np.cumsum([x.size for x in rows], out=indptr[1:])
+    return indptr, np.concatenate(rows).astype(np.int32)
 
 
 def _rrf(lists: list[np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -590,8 +661,9 @@ def variant_models(st: State, experiments: list[Experiment]) -> dict[tuple[str, 
                 m.weights_ = np.asarray(w, dtype=np.float64)
                 tag = hashlib.sha256(json.dumps(w).encode()).hexdigest()[:6]
                 sv = dataclasses.replace(
-                    sv, label=f"{sv.label}[{e.name}:{name}]", model=m, version=f"{sv.version}w{tag}"
-                )
+                    sv, label=f"{sv.label}[{e.name}:{name}]", model=m,
+                    version=f"{sv.version}w{tag}", dot=dot_order(m),
+                )  # fmt: skip
             out[(e.name, name)] = sv
     return out
 
@@ -623,7 +695,7 @@ class Engine:
         self.root = Path(root).expanduser().resolve() if root else self.path
         self.store = store
         self.cache = Cache(self.config.cache.size, self.config.cache.ttl_s)
-        self.batcher = ScoreBatcher()
+        self.ranker = Ranker(self._rank_batch)
         self._state: State | None = None
         self._reload_lock = threading.Lock()
         self.load_error: str | None = None
@@ -721,7 +793,8 @@ class Engine:
         return self.writer.flush(timeout) if self.writer is not None else True
 
     def close(self, timeout: float = 30.0) -> bool:
-        """Drain the exposure queue and stop its writer (server shutdown)."""
+        """Stop the ranker; drain the exposure queue and stop its writer (server shutdown)."""
+        self.ranker.close()
         return self.writer.close(timeout) if self.writer is not None else True
 
     reload = load
@@ -757,28 +830,39 @@ class Engine:
 
     # -- users --------------------------------------------------------------------------------
     def recommend_user(
-        self,
-        user: int,
-        k: int = 10,
-        model: str | None = None,
-        filters: Filters = Filters(),
-        *,
-        cached_only: bool = False,
-        peeked: bool = False,
-    ) -> dict[str, Any] | None:
+        self, user: int, k: int = 10, model: str | None = None, filters: Filters = Filters()
+    ) -> dict[str, Any]:
         """Top-``k`` for a raw user id: her training history plus stored ratings (folded in
         where the model can), seen movies excluded, filters applied before the top-K;
-        unknown users get the popularity fallback, flagged.
+        unknown users get the popularity fallback, flagged."""
+        k, user = check_k(k), int(user)
+        arm, needs = self._plan(("user", user), k, model)
+        got = [(name, sv, self._user_list(sv, user, kk, filters)) for name, sv, kk in needs]
+        return self._finish(("user", user), k, arm, got, self._user_pre(user))
 
-        ``cached_only``: answer from the cache or return None (cheap enough for the event
-        loop); ``peeked``: such a look-up just missed (not counted twice).
-        """
-        k = check_k(k)
+    async def recommend_user_async(
+        self, user: int, k: int = 10, model: str | None = None, filters: Filters = Filters()
+    ) -> dict[str, Any]:
+        """:meth:`recommend_user` on the event loop: a cached list is answered at once and
+        one to compute is awaited from the :class:`Ranker` (no request thread). A user
+        whose stored ratings must be read (she rated here, or several workers share the
+        store) goes to the threadpool: store reads stay off the event loop."""
         user = int(user)
+        if self._rated is None or user in self._rated:
+            return await run_in_threadpool(self.recommend_user, user, k, model, filters)
+        k = check_k(k)
+        arm, needs = self._plan(("user", user), k, model)
+        got = []
+        for name, sv, kk in needs:
+            key = self._user_key(sv, user, kk, filters, None)
+            res = self.cache.get(key)
+            if res is None:
+                res = await self.ranker.arun(UserJob(sv, user, [], kk, filters))
+                self.cache.put(key, res)
+            got.append((name, sv, res))
+        return self._finish(("user", user), k, arm, got, self._user_pre(user))
 
-        def one(sv: Served, kk: int) -> dict[str, Any] | None:
-            return self._user_list(sv, user, kk, filters, cached_only, peeked)
-
+    def _user_pre(self, user: int) -> Callable[[Served, float | None], float]:
         def pre(sv: Served, start: float | None) -> float:
             """Her activity before the experiment: training ratings, plus the ratings
             stored before its ``start`` (when it has one)."""
@@ -789,26 +873,24 @@ class Engine:
                 n += sum(1 for _, _, ts in self._stored_user(user) if ts < start)
             return n
 
-        return self._serve(("user", user), k, model, one, pre)
+        return pre
 
-    def _user_list(
-        self, sv: Served, user: int, k: int, filters: Filters, cached_only: bool, peeked: bool
-    ) -> dict[str, Any] | None:
-        stored = None
+    def _user_key(
+        self, sv: Served, user: int, k: int, filters: Filters, stored: list | None
+    ) -> tuple:
         parts: tuple = (sv.label, sv.version, k, filters)
-        if self.config.verify_cache_with_store:
-            if cached_only:
-                return None  # checking the store is I/O: not on the event loop
-            stored = self._stored_user(user)
+        if stored is not None:  # verify_cache_with_store: her stored ratings are in the key
             parts += (tuple(stored),)
-        key = self.cache.key(("user", int(user)), *parts)
-        res = self.cache.get(key, count_miss=not peeked)
-        if res is None and cached_only:
-            return None
+        return self.cache.key(("user", user), *parts)
+
+    def _user_list(self, sv: Served, user: int, k: int, filters: Filters) -> dict[str, Any]:
+        stored = self._stored_user(user) if self.config.verify_cache_with_store else None
+        key = self._user_key(sv, user, k, filters, stored)
+        res = self.cache.get(key)
         if res is None:
             if stored is None:
                 stored = self._stored_user(user)
-            res = self._rank_user(sv, int(user), stored, k, filters)
+            res = self.ranker.run(UserJob(sv, user, stored, k, filters))
             self.cache.put(key, res)
         return res
 
@@ -829,31 +911,33 @@ class Engine:
             return Arm(exps[0], exps[0].control, (exps[0].control,), False)
         return None
 
-    def _serve(
-        self,
-        unit: tuple[str, Any],
-        k: int,
-        model: str | None,
-        one: Callable[[Served, int], dict[str, Any] | None],
-        pre: Callable[[Served, float | None], float | None],
-    ) -> dict[str, Any] | None:
-        """Rank for a unit (its arm's variant(s), or ``model``), merge when interleaving,
-        log the exposure and shape the response; None when ``one`` answered None."""
+    def _plan(
+        self, unit: tuple[str, Any], k: int, model: str | None
+    ) -> tuple[Arm | None, list[tuple[str | None, Served, int]]]:
+        """The lists a request of ``unit`` needs: (variant, served model, k) of its arm's
+        variant(s), or of ``model`` outside every experiment."""
         st = self.state
         arm = self.arm(unit[0], unit[1], model)
         if arm is None:
-            sv = st.get(model)
-            res = one(sv, k)
-            if res is None:
-                return None
+            return None, [(None, st.get(model), k)]
+        e = arm.experiment
+        return arm, [
+            (name, st.variants[(e.name, name)], int(e.variants[name].params.get("k", k)))
+            for name in arm.names
+        ]
+
+    def _finish(
+        self,
+        unit: tuple[str, Any],
+        k: int,
+        arm: Arm | None,
+        got: list[tuple[Any, Served, dict[str, Any]]],
+        pre: Callable[[Served, float | None], float | None],
+    ) -> dict[str, Any]:
+        """Merge the lists when interleaving, log the exposure and shape the response."""
+        if arm is None:
+            _, sv, res = got[0]
             return self._expose(unit, res, None, None, sv.version, None, pre(sv, None))
-        got = []
-        for name in arm.names:
-            sv = st.variants[(arm.experiment.name, name)]
-            r = one(sv, int(arm.experiment.variants[name].params.get("k", k)))
-            if r is None:
-                return None
-            got.append((name, sv, r))
         exp, var = (arm.experiment.name, arm.variant) if arm.counted else (None, None)
         start = arm.experiment.start_ts
         if len(got) == 1:
@@ -996,32 +1080,97 @@ class Engine:
         return analyze(e, exposures, outcomes)
 
     def _rank_user(self, sv: Served, user: int, stored: list, k: int, f: Filters) -> dict[str, Any]:
-        cat, m = sv.catalog, sv.model
-        u = cat.user_index(user)
-        hist_i, hist_r = cat.user_history(u)
-        fb_i, fb_r = cat.map_ratings(stored)
-        items, ratings = _merge(hist_i, hist_r, fb_i, fb_r)
-        known = u >= 0 and bool(m.known_users([u])[0])
-        scores = None
-        if fb_i.size and sv.fold_in:
+        """One user's list, ranked in this thread (see :meth:`_rank_users`)."""
+        job = UserJob(sv, user, stored, k, f)
+        self._rank_users(sv, [job])
+        if job.error is not None:
+            raise job.error
+        assert job.result is not None
+        return job.result
+
+    def _rank_batch(self, jobs: list[UserJob]) -> None:
+        """The :class:`Ranker`'s work: each model's jobs ranked together."""
+        by_model: dict[int, list[UserJob]] = {}
+        for j in jobs:
+            by_model.setdefault(id(j.sv), []).append(j)
+        for group in by_model.values():
             try:
-                scores = m.fold_in(items, ratings)
-            except ConfigError:
-                scores = None
-        fallback = None
-        if scores is None:
-            if known:
-                scores = self.batcher.score(m, u)
-            else:
-                scores, fallback = sv.popularity, "popularity"
-        recs, vals = _topk(cat, scores, k, f, items)
-        why = None if fallback else m.explain(items, ratings, recs, n=2)
-        return {
-            "user": user,
-            "model": sv.label,
-            "fallback": fallback,
-            "items": cat.listing(recs, vals, why),
-        }
+                self._rank_users(group[0].sv, group)
+            except Exception as e:  # that model's requests fail, the others are answered
+                for j in group:
+                    j.error = j.error or e
+
+    def _rank_users(self, sv: Served, jobs: list[UserJob]) -> None:
+        """Rank users on one model: stored ratings folded in where the model can, known
+        users scored in one batch, the others by popularity (flagged); the top-K without
+        seen and filtered-out movies; each list explained. Known users without filters of
+        a factor model are ranked by :func:`topk_dot_sorted` (no full score rows), the
+        others from dense score rows by one :func:`topk_rows` pass. Fills each job's
+        ``result``, or its ``error`` (a bad filter fails its own job only)."""
+        cat, m = sv.catalog, sv.model
+        ready: list[tuple[UserJob, np.ndarray, np.ndarray, np.ndarray | None, str | None]] = []
+        dot, dense, dense_users = [], [], []  # rows of `ready` by how they are ranked
+        for j in jobs:
+            try:
+                u = cat.user_index(j.user)
+                fb_i, fb_r = cat.map_ratings(j.stored)
+                items, ratings = _merge(*cat.user_history(u), fb_i, fb_r)
+                mask = cat.mask(j.filters)
+                scores: np.ndarray | None = None
+                if fb_i.size and sv.fold_in:
+                    with contextlib.suppress(ConfigError):
+                        scores = m.fold_in(items, ratings)
+                fallback = None
+                if scores is None and u >= 0 and bool(m.known_users([u])[0]):
+                    (dot if sv.dot is not None and mask is None else dense_users).append(
+                        (len(ready), u)
+                    )
+                elif scores is None:
+                    scores, fallback = sv.popularity, "popularity"
+                if scores is not None:
+                    dense.append((len(ready), scores))
+            except Exception as e:
+                j.error = e
+                continue
+            ready.append((j, items, ratings, mask, fallback))
+        if not ready:
+            return
+        top: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        k = max(x[0].k for x in ready)
+        if dot:
+            A = m._factor_pair(np.array([u for _, u in dot], np.int64))[0]  # type: ignore[index]
+            A = np.ascontiguousarray(A, dtype=np.float32)
+            ip, ix = _csr([ready[r][1] for r, _ in dot])
+            ti, tv = topk_dot_sorted(A, *sv.dot, k, ip, ix, np.arange(len(dot)))  # type: ignore[misc]
+            top.update((r, (ti[q], tv[q])) for q, (r, _) in enumerate(dot))
+        if dense_users:
+            batch = m.score(np.array([u for _, u in dense_users], np.int64))
+            dense += [(r, batch[q]) for q, (r, _) in enumerate(dense_users)]
+        if dense:
+            S = np.empty((len(dense), cat.n_items), np.float32)
+            for q, (r, row) in enumerate(dense):
+                mask = ready[r][3]
+                S[q] = row if mask is None else np.where(mask, row, np.float32(-np.inf))
+            ip, ix = _csr([ready[r][1] for r, _ in dense])
+            ti, tv = topk_rows(S, k, ip, ix)
+            top.update((r, (ti[q], tv[q])) for q, (r, _) in enumerate(dense))
+        lists = []
+        for r, (j, *_) in enumerate(ready):
+            ti, tv = top[r]
+            keep = ti[: j.k] >= 0
+            lists.append((ti[: j.k][keep].astype(np.int64), tv[: j.k][keep]))
+        explained = [r for r, x in enumerate(ready) if x[4] is None]  # not the fallbacks
+        whys = m.explain_many([(ready[r][1], ready[r][2], lists[r][0]) for r in explained], n=2)
+        because = dict(zip(explained, whys, strict=True))
+        for r, (j, _, _, _, fallback) in enumerate(ready):
+            recs, vals = lists[r]
+            why = because.get(r)
+            j.result = {
+                "user": j.user,
+                "model": sv.label,
+                "fallback": fallback,
+                "items": cat.listing(recs, vals, why),
+            }
 
     def batch(self, users: list[int], k: int = 10, model: str | None = None) -> dict[str, Any]:
         """Recommendations for many users (offline jobs)."""
@@ -1029,8 +1178,7 @@ class Engine:
         k = check_k(k)
         out = []
         for u in users:
-            r = self._user_list(sv, int(u), k, Filters(), False, False)
-            assert r is not None
+            r = self._user_list(sv, int(u), k, Filters())
             out.append({"user": int(u), "fallback": r["fallback"], "items": r["items"]})
         return {"model": sv.label, "results": out}
 
@@ -1149,9 +1297,9 @@ class Engine:
                 self.cache.put(key, res)
             return res
 
-        out = self._serve(("session", sid), k, model, one, lambda sv, start: None)
-        assert out is not None
-        return out
+        arm, needs = self._plan(("session", sid), k, model)
+        got = [(name, sv, one(sv, kk)) for name, sv, kk in needs]
+        return self._finish(("session", sid), k, arm, got, lambda sv, start: None)
 
     def _rank_session(
         self, sv: Served, sid: str, k: int, fav: int | None, f: Filters
