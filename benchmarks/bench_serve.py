@@ -363,7 +363,10 @@ def main() -> None:
             res = load_phase(args, base, users[1:], work, "uncached")
             emit("uncached", s, tool=args.tool, **res)
         if "uncached_paced" in phases:
-            res = load_phase(args, base, users[1:], work, "uncached_paced", rate=600)
+            # from the other half of the users: none of them is in the cache yet
+            half = len(users) // 2
+            res = load_phase(args, base, users[half:] + users[1:half], work, "uncached_paced",
+                             rate=600)  # fmt: skip
             emit("uncached_paced", s, tool=args.tool, offered_rps=600, **res)
         if "visitor" in phases:
             emit("visitor", s, **visitors(base, art, args.seconds))

@@ -68,6 +68,11 @@ def test_fold_in_reproduces_trained_users(split100k) -> None:
     assert np.mean(overlap) >= 8, overlap
     # no rating above the threshold: the popularity fallback
     assert np.array_equal(m.fold_in([0, 1], [1.0, 2.0]), m.item_count_.astype(np.float32))
+    # the Gram matrix kept between fold-ins is the current fit's, after a refit too
+    m.random_state = 7
+    m.fit(train)
+    fresh = ImplicitALS(factors=32, solver="cholesky", random_state=7).fit(train)
+    np.testing.assert_allclose(m.fold_in(items, ratings), fresh.fold_in(items, ratings), rtol=1e-4)
 
 
 def test_recommend_ranks_like_the_dense_scores(split100k) -> None:

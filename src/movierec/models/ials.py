@@ -171,6 +171,7 @@ class ImplicitALS(Recommender):
             self._half(ciu, Y, X, reg_i)
             if self._epoch_done(it):
                 break
+        self._gram_of = None  # Y changed in place: the cached Gram matrix is stale
 
     def _score(self, users: np.ndarray) -> np.ndarray:
         return factor_scores(self.user_factors_[users], self.item_factors_)
@@ -180,6 +181,15 @@ class ImplicitALS(Recommender):
 
     def item_vectors(self) -> np.ndarray:
         return self.item_factors_
+
+    def _gram(self) -> np.ndarray:
+        """``Y.T @ Y`` of the item factors, computed once per fit (6 ms at 25M: most of a
+        fold-in), not once per new user."""
+        got = getattr(self, "_gram_of", None)
+        if got is None or got[0] is not self.item_factors_:
+            Y = self.item_factors_
+            got = self._gram_of = (Y, (Y.T @ Y).astype(np.float32))
+        return got[1]
 
     def fold_in(self, items: Any, ratings: Any) -> np.ndarray:
         """Scores over all items for a new user: her vector solved exactly, items fixed.
@@ -204,7 +214,7 @@ class ImplicitALS(Recommender):
             conf[order],
             x,
             Y,
-            (Y.T @ Y).astype(np.float32),
+            self._gram(),
             self._row_reg(np.array([cols.size])),
             1,
         )
