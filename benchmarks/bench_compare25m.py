@@ -57,13 +57,14 @@ def main() -> None:
         models[label] = {
             "fit_s": v.get("fit_s"),
             "eval_validation_s": v.get("eval_s"),
-            "refit_s": t.get("fit_s"),
+            "refit_s": t.get("fit_s") if res.get("refit") else None,  # refit: false: no refit
             "eval_test_s": t.get("eval_s"),
         }
     row.update(
         {
             "users_evaluated_test": int(next(iter(test.values()))["users_evaluated"]),
             "compare_s": res.get("seconds"),
+            "refit": res.get("refit"),
             "best": res.get("best"),
             "models": models,
             "skipped": res.get("skipped", {}),

@@ -1,8 +1,9 @@
 """The FastAPI app: a thin HTTP shell over :class:`~movierec.serving.engine.Engine`.
 
 Routes only translate (parse and bound the input, call the engine, map its errors to
-status codes); scoring runs in the threadpool (every route that touches a model is a
-plain ``def``), never on the event loop. ``create_app`` builds the app;
+status codes); scoring never runs on the event loop: user recommendations await the
+engine's ranker thread, and every other route that touches a model is a plain ``def``
+(the threadpool). ``create_app`` builds the app;
 ``create_app_from_env`` is the factory ``uvicorn --workers N`` imports in each worker.
 See ``.notes/api.md`` for the contract.
 """

@@ -1098,7 +1098,8 @@ class Engine:
                 self._rank_users(group[0].sv, group)
             except Exception as e:  # that model's requests fail, the others are answered
                 for j in group:
-                    j.error = j.error or e
+                    if j.result is None and j.error is None:
+                        j.error = e
 
     def _rank_users(self, sv: Served, jobs: list[UserJob]) -> None:
         """Rank users on one model: stored ratings folded in where the model can, known
