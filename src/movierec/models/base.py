@@ -346,7 +346,7 @@ class Recommender:
             v = self.item_vectors()
         except (ConfigError, NotImplementedError, AttributeError):
             return None
-        return np.ascontiguousarray(v, dtype=np.float32)
+        return np.asarray(v, dtype=np.float32)  # a strided view is read in place
 
     def explain_many(self, users: list[tuple[Any, Any, Any]], n: int = 2) -> list[list[list[int]]]:
         """:meth:`explain` of several users, given as (items, ratings, recs): a model whose
@@ -354,7 +354,7 @@ class Recommender:
         (:func:`~movierec.kernels.topk.because_cosine`), the others one by one."""
         V = self._cosine_vectors()
         if V is None or not users:
-            return [self.explain(i, r, c, n) for i, r, c in users]
+            return [self._explain_by_similarity(i, r, c, n) for i, r, c in users]
         recs_l, liked_l = [], []
         for user_items, user_ratings, recs in users:
             items = np.atleast_1d(np.asarray(user_items, dtype=np.int64))
@@ -380,8 +380,13 @@ class Recommender:
         hold fitted sub-models (hybrids' ``models_``) explain with the first sub-model
         that has one; models with neither give ``[]`` everywhere.
         """
-        if self._cosine_vectors() is not None:
-            return self.explain_many([(user_items, user_ratings, recs)], n)[0]
+        return self.explain_many([(user_items, user_ratings, recs)], n)[0]
+
+    def _explain_by_similarity(
+        self, user_items: Any, user_ratings: Any, recs: Any, n: int
+    ) -> list[list[int]]:
+        """:meth:`explain` from :meth:`_similar_scores` (models that have no cosine of
+        item vectors), or from the first sub-model that explains."""
         recs = np.atleast_1d(np.asarray(recs, dtype=np.int64))
         items = np.atleast_1d(np.asarray(user_items, dtype=np.int64))
         r = np.atleast_1d(np.asarray(user_ratings, dtype=np.float32))

@@ -180,10 +180,7 @@ class Ranker:
         job.event = threading.Event()
         self._submit(job)
         job.event.wait()
-        if job.error is not None:
-            raise job.error
-        assert job.result is not None
-        return job.result
+        return job.outcome()
 
     async def arun(self, job: UserJob) -> dict[str, Any]:
         """Rank ``job`` and await it (from an event loop)."""
@@ -254,6 +251,24 @@ class UserJob:
     event: threading.Event | None = None
     loop: Any = None
     future: Any = None
+
+    def outcome(self) -> dict[str, Any]:
+        """The ranked list, or the job's error raised."""
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+
+class _Prepared(NamedTuple):
+    """A job ready to rank: her items and ratings (history and stored), filter mask,
+    fallback flag."""
+
+    job: UserJob
+    items: np.ndarray
+    ratings: np.ndarray
+    mask: np.ndarray | None
+    fallback: str | None
 
 
 def _settle(jobs: list[UserJob]) -> None:
@@ -1083,10 +1098,7 @@ class Engine:
         """One user's list, ranked in this thread (see :meth:`_rank_users`)."""
         job = UserJob(sv, user, stored, k, f)
         self._rank_users(sv, [job])
-        if job.error is not None:
-            raise job.error
-        assert job.result is not None
-        return job.result
+        return job.outcome()
 
     def _rank_batch(self, jobs: list[UserJob]) -> None:
         """The :class:`Ranker`'s work: each model's jobs ranked together."""
@@ -1109,7 +1121,7 @@ class Engine:
         others from dense score rows by one :func:`topk_rows` pass. Fills each job's
         ``result``, or its ``error`` (a bad filter fails its own job only)."""
         cat, m = sv.catalog, sv.model
-        ready: list[tuple[UserJob, np.ndarray, np.ndarray, np.ndarray | None, str | None]] = []
+        ready: list[_Prepared] = []
         dot, dense, dense_users = [], [], []  # rows of `ready` by how they are ranked
         for j in jobs:
             try:
@@ -1123,9 +1135,8 @@ class Engine:
                         scores = m.fold_in(items, ratings)
                 fallback = None
                 if scores is None and u >= 0 and bool(m.known_users([u])[0]):
-                    (dot if sv.dot is not None and mask is None else dense_users).append(
-                        (len(ready), u)
-                    )
+                    by_dot = sv.dot is not None and mask is None
+                    (dot if by_dot else dense_users).append((len(ready), u))
                 elif scores is None:
                     scores, fallback = sv.popularity, "popularity"
                 if scores is not None:
@@ -1133,15 +1144,15 @@ class Engine:
             except Exception as e:
                 j.error = e
                 continue
-            ready.append((j, items, ratings, mask, fallback))
+            ready.append(_Prepared(j, items, ratings, mask, fallback))
         if not ready:
             return
         top: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        k = max(x[0].k for x in ready)
+        k = max(p.job.k for p in ready)
         if dot:
             A = m._factor_pair(np.array([u for _, u in dot], np.int64))[0]  # type: ignore[index]
             A = np.ascontiguousarray(A, dtype=np.float32)
-            ip, ix = _csr([ready[r][1] for r, _ in dot])
+            ip, ix = _csr([ready[r].items for r, _ in dot])
             ti, tv = topk_dot_sorted(A, *sv.dot, k, ip, ix, np.arange(len(dot)))  # type: ignore[misc]
             top.update((r, (ti[q], tv[q])) for q, (r, _) in enumerate(dot))
         if dense_users:
@@ -1150,27 +1161,24 @@ class Engine:
         if dense:
             S = np.empty((len(dense), cat.n_items), np.float32)
             for q, (r, row) in enumerate(dense):
-                mask = ready[r][3]
+                mask = ready[r].mask
                 S[q] = row if mask is None else np.where(mask, row, np.float32(-np.inf))
-            ip, ix = _csr([ready[r][1] for r, _ in dense])
+            ip, ix = _csr([ready[r].items for r, _ in dense])
             ti, tv = topk_rows(S, k, ip, ix)
             top.update((r, (ti[q], tv[q])) for q, (r, _) in enumerate(dense))
         lists = []
-        for r, (j, *_) in enumerate(ready):
-            ti, tv = top[r]
-            keep = ti[: j.k] >= 0
-            lists.append((ti[: j.k][keep].astype(np.int64), tv[: j.k][keep]))
-        explained = [r for r, x in enumerate(ready) if x[4] is None]  # not the fallbacks
-        whys = m.explain_many([(ready[r][1], ready[r][2], lists[r][0]) for r in explained], n=2)
+        for r, p in enumerate(ready):
+            ti, tv = top[r][0][: p.job.k], top[r][1][: p.job.k]
+            lists.append((ti[ti >= 0].astype(np.int64), tv[ti >= 0]))
+        explained = [r for r, p in enumerate(ready) if p.fallback is None]
+        whys = m.explain_many([(ready[r].items, ready[r].ratings, lists[r][0]) for r in explained])
         because = dict(zip(explained, whys, strict=True))
-        for r, (j, _, _, _, fallback) in enumerate(ready):
-            recs, vals = lists[r]
-            why = because.get(r)
-            j.result = {
-                "user": j.user,
+        for r, p in enumerate(ready):
+            p.job.result = {
+                "user": p.job.user,
                 "model": sv.label,
-                "fallback": fallback,
-                "items": cat.listing(recs, vals, why),
+                "fallback": p.fallback,
+                "items": cat.listing(*lists[r], because.get(r)),
             }
 
     def batch(self, users: list[int], k: int = 10, model: str | None = None) -> dict[str, Any]:

@@ -119,10 +119,24 @@ class ExposureRow(Base):
     pre: Mapped[float | None] = mapped_column(Float)
 
 
-_EXPOSURE_COLS = (
-    "request_id", "unit", "experiment", "variant", "model_version", "items", "ts", "teams", "pre",
-)  # fmt: skip
-_PG_TYPES = {"items": "json", "teams": "json", "ts": "bigint", "pre": "double precision"}
+def _insert_exposures(sqlite: bool) -> Any:
+    """The statement that logs a batch of exposures given as one JSON array ``:rows``
+    (a retried flush after an unknown outcome skips the rows already logged)."""
+    table = ExposureRow.__table__
+    cols = ", ".join(c.key for c in table.columns)
+    if sqlite:  # json_extract gives arrays as JSON text and JSON null as SQL NULL
+        got = ", ".join(f"json_extract(value, '$.{c.key}')" for c in table.columns)
+        return text(
+            f"INSERT INTO exposures ({cols}) SELECT {got} FROM json_each(:rows) "
+            "WHERE true ON CONFLICT (request_id) DO NOTHING"  # WHERE: SQLite's upsert rule
+        )
+    from sqlalchemy.dialects import postgresql
+
+    types = ", ".join(f"{c.key} {c.type.compile(postgresql.dialect())}" for c in table.columns)
+    return text(
+        f"INSERT INTO exposures ({cols}) SELECT {cols} FROM "
+        f"json_to_recordset(CAST(:rows AS json)) AS x({types}) ON CONFLICT (request_id) DO NOTHING"
+    )
 
 
 def encode_exposure(r: dict[str, Any]) -> bytes:
@@ -245,6 +259,7 @@ class Store:
         except NoSuchModuleError as e:
             raise ConfigError(f"no database driver for {self.safe_url}: {_reason(e)}") from e
         self._writer = self.engine.execution_options(sqlite_immediate=True)
+        self._log_exposures = _insert_exposures(self.sqlite)
         self._closed = False
         self._lock = threading.Lock()
         try:
@@ -456,27 +471,8 @@ class Store:
             return
         payload = b"[" + b",".join(r if isinstance(r, bytes) else encode_exposure(r) for r in rows)
         with self._session(write=True) as s:
-            s.execute(self._insert_exposures, {"rows": (payload + b"]").decode()})
+            s.execute(self._log_exposures, {"rows": (payload + b"]").decode()})
             s.commit()
-
-    @property
-    def _insert_exposures(self) -> Any:
-        cols = ", ".join(_EXPOSURE_COLS)
-        if self.sqlite:
-            # json_extract gives arrays as JSON text and JSON null as SQL NULL
-            got = ", ".join(f"json_extract(value, '$.{c}')" for c in _EXPOSURE_COLS)
-            sql = (
-                f"INSERT INTO exposures ({cols}) SELECT {got} FROM json_each(:rows) "
-                "WHERE true ON CONFLICT (request_id) DO NOTHING"  # WHERE: SQLite's upsert rule
-            )
-        else:
-            types = ", ".join(f"{c} {_PG_TYPES.get(c, 'text')}" for c in _EXPOSURE_COLS)
-            sql = (
-                f"INSERT INTO exposures ({cols}) SELECT {cols} FROM "
-                f"json_to_recordset(CAST(:rows AS json)) AS x({types}) "
-                "ON CONFLICT (request_id) DO NOTHING"
-            )
-        return text(sql)
 
     def _has_exposure(self, request_id: str) -> bool:
         with self._session() as s:
