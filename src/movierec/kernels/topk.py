@@ -148,6 +148,91 @@ def topk_rows(
     return out_i, out_v
 
 
+@nb.njit(inline="always")
+def _touch(hit: np.ndarray, touched: np.ndarray, nt: int, j: int) -> int:
+    # record column j among a row's touched columns (once); returns their count
+    if not hit[j]:
+        hit[j] = True
+        touched[nt] = j
+        nt += 1
+    return nt
+
+
+@nb.njit(parallel=True, cache=True)
+def topk_sparse_product(
+    x_indptr: np.ndarray,
+    x_indices: np.ndarray,
+    x_data: np.ndarray,
+    rows: np.ndarray,
+    s_indptr: np.ndarray,
+    s_indices: np.ndarray,
+    s_data: np.ndarray,
+    k: int,
+    excl_indptr: np.ndarray,
+    excl_indices: np.ndarray,
+    excl_rows: np.ndarray,
+    base: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`topk_rows` of the scores ``X[rows] @ S + base`` for CSR ``X``, a square CSR
+    ``S`` and a float32 row ``base`` added to every row (empty: none), the neighbour models'
+    scores (the product added up in the order of
+    :func:`~movierec.kernels.sparse_dense.rows_times_csr`), without the dense block.
+
+    Each row's product is accumulated in a buffer and only the items it touched are ranked
+    (row r skips the columns of row ``excl_rows[r]`` of the exclusion CSR). An untouched
+    item scores its ``base`` (0 without): where fewer than k touched items score above the
+    largest ``base``, the whole row is ranked, so the lists are those of :func:`topk_rows`
+    on the dense scores.
+    """
+    n = rows.shape[0]
+    m = s_indptr.shape[0] - 1
+    k = min(k, m)
+    out_i = np.full((n, k), -1, dtype=np.int32)
+    out_v = np.full((n, k), -np.inf, dtype=np.float32)
+    cols = np.arange(m).astype(np.int32)
+    has_base = base.size > 0
+    top = base.max() if has_base else np.float32(0.0)
+    n_chunks = min(n, _CHUNKS)
+    for c in nb.prange(n_chunks):
+        full = np.empty(m if has_base else 0, dtype=np.float32)
+        buf = np.zeros(m, dtype=np.float32)
+        hit = np.zeros(m, dtype=np.bool_)
+        touched = np.empty(m, dtype=np.int32)
+        cand = np.empty(m, dtype=np.float32)
+        hv = np.empty(k, dtype=np.float32)
+        hi = np.empty(k, dtype=np.int32)
+        for r in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+            nt = 0
+            u = rows[r]
+            for q in range(x_indptr[u], x_indptr[u + 1]):
+                w = np.float32(x_data[q])
+                i = x_indices[q]
+                for p in range(s_indptr[i], s_indptr[i + 1]):
+                    j = s_indices[p]
+                    nt = _touch(hit, touched, nt, j)
+                    buf[j] += w * np.float32(s_data[p])
+            e = excl_rows[r]
+            for p in range(excl_indptr[e], excl_indptr[e + 1]):
+                j = excl_indices[p]
+                nt = _touch(hit, touched, nt, j)
+                buf[j] = -np.inf
+            for t in range(nt):
+                cand[t] = buf[touched[t]] + base[touched[t]] if has_base else buf[touched[t]]
+            size = _scan(cand[:nt], touched[:nt], hv, hi, 0, k, False)
+            if size < k or not (hv[0] > top):
+                if has_base:
+                    for j in range(m):
+                        full[j] = buf[j] + base[j]
+                    size = _scan(full, cols, hv, hi, 0, k, True)
+                else:
+                    size = _scan(buf, cols, hv, hi, 0, k, True)
+            _pop_all(hv, hi, size, out_v[r], out_i[r])
+            for t in range(nt):
+                buf[touched[t]] = 0.0
+                hit[touched[t]] = False
+    return out_i, out_v
+
+
 def topk_dot(
     A: np.ndarray,
     V: np.ndarray,

@@ -144,11 +144,13 @@ class Recommender:
         if self.rating_model:
             self.global_mean_, self.fallback_bu_, self.fallback_bi_ = biases(train)
         self._callback = callback
+        self.__dict__.pop("_dot_items_of", None)
         try:
             with blas_limit(self.blas_threads):
                 self._fit(train)
         finally:
             self._callback = None
+            self.__dict__.pop("_dot_items_of", None)
         self.user_signal_ = None
         with blas_limit(self.blas_threads):
             self.user_signal_ = self._signal_users(train)
@@ -186,6 +188,7 @@ class Recommender:
     def _epoch_done(self, epoch: int) -> bool:
         """Report an epoch to the fit callback; True means stop."""
         cb = getattr(self, "_callback", None)
+        self.__dict__.pop("_dot_items_of", None)  # the factors are being learned in place
         return bool(cb(epoch, self)) if cb is not None else False
 
     def _fit(self, train: Dataset) -> None:
@@ -282,12 +285,12 @@ class Recommender:
         items = np.empty((u.size, min(k, self.n_items_)), dtype=np.int32)
         scores = np.empty(items.shape, dtype=np.float32)
         known = self._known(u)
-        pair = self._factor_pair(u[known]) if known.any() else None
+        V = self.dot_items() if known.any() else None
         rest = np.arange(u.size)
-        if pair is not None:
+        if V is not None:
             # known users: A @ V.T ranked tile by tile, the dense scores never materialized
             self._policy(unknown, int((~known).sum()), "user(s)")
-            A, V = (np.ascontiguousarray(x, dtype=np.float32) for x in pair)
+            A = np.ascontiguousarray(self._dot_users(u[known]), dtype=np.float32)
             ip, ix = self.seen_indptr_, self.seen_indices_
             if not exclude_seen:
                 ip, ix = np.zeros(self.n_users_ + 1, np.int64), np.empty(0, np.int32)
@@ -304,10 +307,34 @@ class Recommender:
             items[rows], scores[rows] = topk_rows(s, k, ip, ix)
         return items, scores
 
-    def _factor_pair(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """(user vectors, item vectors) whose dot products are ``_score(users)``, for models
-        that score so (``recommend`` then ranks without dense scores), else None."""
+    def _dot_items(self) -> np.ndarray | None:
+        """Item vectors V with ``_score(users) == _dot_users(users) @ V.T`` (up to float32
+        rounding), for models that score so, else None. Biases ride along as extra columns
+        (:func:`biased_vectors`)."""
         return None
+
+    def _dot_users(self, users: np.ndarray) -> np.ndarray:
+        """The user vectors of :meth:`_dot_items` (users with history)."""
+        raise NotImplementedError
+
+    def neighbour_product(self) -> tuple[Any, Any, Any, Any] | None:
+        """(X, S, base, kept) for the neighbour models, whose scores are a users x items CSR
+        ``X`` times an item x item matrix ``S`` (CSR, or dense on the items ``kept`` only,
+        the others scoring -inf) plus a float32 row ``base`` (or None), the product added
+        up as :func:`~movierec.models.itemknn.neighbour_scores` does; None for the others.
+        The evaluator then ranks without dense score rows of the whole catalogue."""
+        return None
+
+    def dot_items(self) -> np.ndarray | None:
+        """:meth:`_dot_items` as C-contiguous float32, built once per fit: ``recommend``,
+        the evaluator and the server then rank ``_dot_users(users) @ V.T`` tile by tile
+        (:func:`~movierec.kernels.topk.topk_dot`) without dense score rows."""
+        got = self.__dict__.get("_dot_items_of")
+        if got is None:
+            V = self._dot_items()
+            got = (None if V is None else np.ascontiguousarray(V, dtype=np.float32),)
+            self.__dict__["_dot_items_of"] = got
+        return got[0]
 
     # -- item similarity --------------------------------------------------------------------
     def item_vectors(self) -> np.ndarray:
@@ -492,6 +519,19 @@ def biases(
         n_epochs,
     )
     return mu, bu, bi
+
+
+def biased_vectors(M: np.ndarray | None, a: Any, b: Any, n: int) -> np.ndarray:
+    """The ``n`` rows of ``[M, a, b]`` as float32 (``a``, ``b``: a scalar or one value per
+    row; ``M`` None: no factor columns). With users ``[p_u, mu + b_u, 1]`` and items
+    ``[q_i, 1, b_i]`` the dot product is the biased score ``mu + b_u + b_i + p_u . q_i``."""
+    f = 0 if M is None else M.shape[1]
+    out = np.empty((n, f + 2), dtype=np.float32)
+    if M is not None:
+        out[:, :f] = M
+    out[:, f] = a
+    out[:, f + 1] = b
+    return out
 
 
 def factor_scores(A: np.ndarray, V: np.ndarray) -> np.ndarray:

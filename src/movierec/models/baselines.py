@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from movierec.data.dataset import Dataset
-from movierec.models.base import Recommender, biases
+from movierec.models.base import Recommender, biased_vectors, biases
 
 
 class GlobalMean(Recommender):
@@ -59,3 +59,9 @@ class Biases(Recommender):
     def _score(self, users: np.ndarray) -> np.ndarray:
         s = self.mu_ + self.bu_[users][:, None] + self.bi_[None, :]
         return s.astype(np.float32)
+
+    def _dot_users(self, users: np.ndarray) -> np.ndarray:
+        return biased_vectors(None, self.mu_ + self.bu_[users], 1.0, users.size)
+
+    def _dot_items(self) -> np.ndarray:
+        return biased_vectors(None, 1.0, self.bi_, self.n_items_)

@@ -14,7 +14,7 @@ from movierec.kernels.gibbs import (
     sample_rows,
     sum_squared_errors,
 )
-from movierec.models.base import Recommender, factor_scores
+from movierec.models.base import Recommender, biased_vectors, factor_scores
 
 _SEED_MAX = 2**31 - 1 - 10_000_000  # room for per-row offsets
 
@@ -258,6 +258,12 @@ class BayesMF(Recommender):
         s += self.bi_[None, :]
         s += (self.mu_ + self.bu_[users])[:, None]
         return s
+
+    def _dot_users(self, users: np.ndarray) -> np.ndarray:
+        return biased_vectors(self.U_[users], self.mu_ + self.bu_[users], 1.0, users.size)
+
+    def _dot_items(self) -> np.ndarray:
+        return biased_vectors(self.V_, 1.0, self.bi_, self.n_items_)
 
     def item_vectors(self) -> np.ndarray:
         """The kept sweeps' item factors side by side (for cosine ``similar_items``)."""

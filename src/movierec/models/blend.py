@@ -133,6 +133,20 @@ class RatingBlend(Recommender):
             out += np.float32(w) * m.score(users)
         return out
 
+    def _dot_items(self) -> np.ndarray | None:
+        # a blend of dot-product models is one: the sub-models' vectors side by side
+        parts = [m.dot_items() for m in self.models_]
+        if any(V is None for V in parts):
+            return None
+        return np.hstack([*parts, np.ones((self.n_items_, 1), np.float32)])
+
+    def _dot_users(self, users: np.ndarray) -> np.ndarray:
+        parts = [
+            np.float32(w) * m._dot_users(users)
+            for w, m in zip(self.weights_, self.models_, strict=True)
+        ]
+        return np.hstack([*parts, np.full((users.size, 1), self.intercept_, np.float32)])
+
     def fold_in(self, items: Any, ratings: Any) -> np.ndarray:
         """The weighted sum of the sub-models' fold-in scores (each must support fold-in)."""
         self._require_fitted()

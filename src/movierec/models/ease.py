@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import scipy.linalg as la
+import scipy.sparse as sp
 
 from movierec.data.dataset import Dataset
 from movierec.errors import ConfigError
@@ -195,6 +196,9 @@ class EASE(Recommender):
 
     def _score(self, users: np.ndarray) -> np.ndarray:
         return self._expand(neighbour_scores(self.user_items_, self.weights_, users))
+
+    def neighbour_product(self) -> tuple[sp.csr_matrix, np.ndarray, None, np.ndarray]:
+        return self.user_items_, self.weights_, None, self.kept_items_
 
     def _similar_scores(self, items: np.ndarray) -> np.ndarray:
         # row i of B: how much liking i adds to every other item's score

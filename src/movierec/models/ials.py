@@ -176,8 +176,11 @@ class ImplicitALS(Recommender):
     def _score(self, users: np.ndarray) -> np.ndarray:
         return factor_scores(self.user_factors_[users], self.item_factors_)
 
-    def _factor_pair(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self.user_factors_[users], self.item_factors_
+    def _dot_users(self, users: np.ndarray) -> np.ndarray:
+        return self.user_factors_[users]
+
+    def _dot_items(self) -> np.ndarray:
+        return self.item_factors_
 
     def item_vectors(self) -> np.ndarray:
         return self.item_factors_

@@ -239,6 +239,9 @@ class ItemKNN(Recommender):
     def _score(self, users: np.ndarray) -> np.ndarray:
         return neighbour_scores(self.user_items_, self.similarity_, users)
 
+    def neighbour_product(self) -> tuple[sp.csr_matrix, sp.csr_matrix, None, None]:
+        return self.user_items_, self.similarity_, None, None
+
     def _similar_scores(self, items: np.ndarray) -> np.ndarray:
         # non-neighbours get -inf so similar_items lists only the kept neighbours
         rows = self.similarity_[items]

@@ -6,7 +6,7 @@ import numpy as np
 
 from movierec.data.dataset import Dataset
 from movierec.kernels.nmf import nmf_accumulate, nmf_apply, nmf_bias_sgd, scatter
-from movierec.models.base import Recommender, factor_scores
+from movierec.models.base import Recommender, biased_vectors, factor_scores
 
 
 class NMF(Recommender):
@@ -158,6 +158,12 @@ class NMF(Recommender):
         s += self.bi_[None, :]
         s += (self.mu_ + self.bu_[users])[:, None]
         return s.astype(np.float32)
+
+    def _dot_users(self, users: np.ndarray) -> np.ndarray:
+        return biased_vectors(self.pu_[users], self.mu_ + self.bu_[users], 1.0, users.size)
+
+    def _dot_items(self) -> np.ndarray:
+        return biased_vectors(self.qi_, 1.0, self.bi_, self.n_items_)
 
     def item_vectors(self) -> np.ndarray:
         """The non-negative item factors ``qi_``."""

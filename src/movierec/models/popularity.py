@@ -51,5 +51,11 @@ class Popularity(Recommender):
     def _score(self, users: np.ndarray) -> np.ndarray:
         return np.broadcast_to(self.popularity_, (users.size, self.n_items_)).copy()
 
+    def _dot_users(self, users: np.ndarray) -> np.ndarray:
+        return np.ones((users.size, 1), dtype=np.float32)
+
+    def _dot_items(self) -> np.ndarray:
+        return self.popularity_[:, None]
+
     def fold_in(self, items: np.ndarray, ratings: np.ndarray) -> np.ndarray:
         return self.popularity_.copy()

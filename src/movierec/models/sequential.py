@@ -134,6 +134,11 @@ class SequentialTransitions(NeighbourScoring, Recommender):
             s += np.float32(self.pop_weight) * self.popularity_[None, :]
         return s
 
+    def neighbour_product(self) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray | None, None]:
+        x, s, _, _ = super().neighbour_product()
+        pop = np.float32(self.pop_weight) * self.popularity_ if self.pop_weight else None
+        return x, s, pop, None
+
     def fold_in(self, items: np.ndarray, ratings: np.ndarray) -> np.ndarray:
         """Scores of a new user from (item, rating) pairs in time order (last = latest)."""
         self._require_fitted()

@@ -463,8 +463,8 @@ def dot_order(m: Recommender) -> tuple[np.ndarray, np.ndarray, np.ndarray] | Non
     tiles of items instead of all 59,047). None for other models."""
     if not m.n_users_:
         return None
-    pair = m._factor_pair(np.zeros(1, np.int64))
-    return None if pair is None else norm_order(np.ascontiguousarray(pair[1], np.float32))
+    V = m.dot_items()
+    return None if V is None else norm_order(V)
 
 
 @dataclass
@@ -1150,7 +1150,7 @@ class Engine:
         top: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         k = max(p.job.k for p in ready)
         if dot:
-            A = m._factor_pair(np.array([u for _, u in dot], np.int64))[0]  # type: ignore[index]
+            A = m._dot_users(np.array([u for _, u in dot], np.int64))
             A = np.ascontiguousarray(A, dtype=np.float32)
             ip, ix = _csr([ready[r].items for r, _ in dot])
             ti, tv = topk_dot_sorted(A, *sv.dot, k, ip, ix, np.arange(len(dot)))  # type: ignore[misc]
