@@ -303,7 +303,7 @@ class SVD(_SGDBase):
         losses = []
         if self.shuffle == "users":
             # the next epoch's order is drawn on another thread while this epoch runs
-            # (both kernels release the GIL): the same orders, in place of 11% of a fit
+            # (both kernels release the GIL): the same orders as drawing them in turn
             with ThreadPoolExecutor(1) as pool:
                 nxt = pool.submit(_reshuffled, indptr, i, r, order, int(seeds[0]))
                 for epoch in range(self.n_epochs):
