@@ -277,8 +277,9 @@ def top_k_lists(
     Blocks of ``batch_size`` users are scored at once with ``model.score`` and ranked by
     the parallel top-K kernel, skipping each user's items in ``exclude`` (normally the
     training part; None excludes nothing); dot-product and neighbour-product models are
-    ranked without dense score rows (:func:`_rank_direct`), with the same lists. Returns (items int32, scores float32), each
-    (n, min(k, n_items)); rows with too few candidates are padded with -1 / -inf.
+    ranked without dense score rows (:func:`_rank_direct`), with the same lists. Returns
+    (items int32, scores float32), each (n, min(k, n_items)); rows with too few candidates
+    are padded with -1 / -inf.
     """
     if k < 1:
         raise ConfigError(f"k must be >= 1, got {k}")
@@ -290,28 +291,26 @@ def top_k_lists(
     ex_ip, ex_ix = _exclusions(exclude, model.n_users_, n_items)
     kk = min(k, n_items)
     t_score = t_topk = 0.0
-    blocks = range(0, u.size, batch_size)
-    if _direct(model):  # ranked without dense score rows
+    if _direct(model):  # scored and ranked at once, without dense score rows
         t0 = time.perf_counter()
         tick = None if progress is None else (lambda a: progress(label, a, u.size))
         known = model.known_users(u)
         items, scores = _rank_direct(model, u, known, kk, ex_ip, ex_ix, unknown, tick)
-        t_score = time.perf_counter() - t0  # scored and ranked at once
-        blocks = range(0)
+        t_score = time.perf_counter() - t0
     else:
         items = np.empty((u.size, kk), dtype=np.int32)
         scores = np.empty((u.size, kk), dtype=np.float32)
-    for a in blocks:
-        b = u[a : a + batch_size]
-        t0 = time.perf_counter()
-        s = np.ascontiguousarray(model.score(b, unknown=unknown), dtype=np.float32)
-        t1 = time.perf_counter()
-        ip, ix = _rows_of(ex_ip, ex_ix, b)
-        items[a : a + b.size], scores[a : a + b.size] = topk_rows(s, kk, ip, ix)
-        t_score += t1 - t0
-        t_topk += time.perf_counter() - t1
-        if progress is not None:
-            progress(label, min(a + batch_size, u.size), u.size)
+        for a in range(0, u.size, batch_size):
+            b = u[a : a + batch_size]
+            t0 = time.perf_counter()
+            s = np.ascontiguousarray(model.score(b, unknown=unknown), dtype=np.float32)
+            t1 = time.perf_counter()
+            ip, ix = _rows_of(ex_ip, ex_ix, b)
+            items[a : a + b.size], scores[a : a + b.size] = topk_rows(s, kk, ip, ix)
+            t_score += t1 - t0
+            t_topk += time.perf_counter() - t1
+            if progress is not None:
+                progress(label, min(a + batch_size, u.size), u.size)
     if timings is not None:
         timings["score_s"] = timings.get("score_s", 0.0) + t_score
         timings["topk_s"] = timings.get("topk_s", 0.0) + t_topk
@@ -398,8 +397,8 @@ def evaluate_models(
     that hybrids share (:func:`movierec.models.hybrid.shared_scores`) are computed once for
     all models; dot-product and neighbour-product models are ranked without dense score
     rows, with the same lists (:func:`_rank_direct`; not the parts of hybrids that reuse
-    their rows, :func:`_dense_models`). ``batch_size`` None derives the block from the catalogue size
-    (:func:`batch_users`). ``progress(label, users_done, users_total)`` is called as each
+    their rows, :func:`_dense_models`). ``batch_size`` None derives the block from the
+    catalogue size (:func:`batch_users`). ``progress(label, users_done, users_total)`` is called as each
     model starts on a block.
     """
     from movierec.models.hybrid import cached_score, ensemble_parts, shared_scores
@@ -451,7 +450,7 @@ def evaluate_models(
         st["score_s"] = time.perf_counter() - t0  # scored and ranked at once
         st["filled"] = st["rows"].size
     with shared_scores(ensemble_parts(models.values())):
-        for a in range(0, users.size if dense else 0, bs):
+        for a in range(0, users.size, bs):
             b = users[a : a + bs]
             bip, bix = _rows_of(ex_ip, ex_ix, b)
             for label, m in dense.items():

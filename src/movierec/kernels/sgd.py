@@ -122,7 +122,7 @@ def _shuffle_chunk(order, lo, hi, indptr, items, ratings, x):  # type: ignore[no
     return x
 
 
-@nb.njit(cache=True, nogil=True)
+@nb.njit(cache=True)
 def shuffle_within_rows(
     indptr: np.ndarray, cols: np.ndarray, vals: np.ndarray, order: np.ndarray, seed: int
 ) -> None:
@@ -302,7 +302,7 @@ def _svd_users(
     return sse
 
 
-@nb.njit(cache=True, fastmath=True, nogil=True)
+@nb.njit(cache=True, fastmath=True)
 def svd_epoch_users(
     order: np.ndarray,
     indptr: np.ndarray,

@@ -144,7 +144,6 @@ class Recommender:
         if self.rating_model:
             self.global_mean_, self.fallback_bu_, self.fallback_bi_ = biases(train)
         self._callback = callback
-        self.__dict__.pop("_dot_items_of", None)
         try:
             with blas_limit(self.blas_threads):
                 self._fit(train)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numba
@@ -34,15 +33,6 @@ PARALLEL_MIN_RATINGS = 1_000_000
 
 def _threads() -> int:
     return int(numba.get_num_threads())
-
-
-def _reshuffled(
-    indptr: np.ndarray, items: np.ndarray, ratings: np.ndarray, order: np.ndarray, seed: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Copies of (items, ratings, order) reshuffled by :func:`shuffle_within_rows`."""
-    i, r, o = items.copy(), ratings.copy(), order.copy()
-    shuffle_within_rows(indptr, i, r, o, seed)
-    return i, r, o
 
 
 def _chunks(order: np.ndarray, indptr: np.ndarray, n: int) -> np.ndarray:
@@ -301,28 +291,17 @@ class SVD(_SGDBase):
             self.loss_ = np.sqrt(np.asarray(sse) / r.size)
             return
         losses = []
-        if self.shuffle == "users":
-            # the next epoch's order is drawn on another thread while this epoch runs
-            # (both kernels release the GIL): the same orders as drawing them in turn
-            with ThreadPoolExecutor(1) as pool:
-                nxt = pool.submit(_reshuffled, indptr, i, r, order, int(seeds[0]))
-                for epoch in range(self.n_epochs):
-                    i, r, order = nxt.result()
-                    if epoch + 1 < self.n_epochs:
-                        seed = int(seeds[epoch + 1])
-                        nxt = pool.submit(_reshuffled, indptr, i, r, order, seed)
-                    sse = svd_epoch_users(order, indptr, i, r, *params, biased)
-                    losses.append(np.sqrt(sse / r.size))
-                    if self._epoch_done(epoch):
-                        break
-            self.loss_ = np.asarray(losses)
-            return
         for epoch in range(self.n_epochs):
-            shuffle_ratings(u, i, r, int(seeds[epoch]))
-            if threads:
-                sse = svd_epoch_hogwild(u, i, r, *params, biased, _threads())
+            seed = int(seeds[epoch])
+            if self.shuffle == "ratings":
+                shuffle_ratings(u, i, r, seed)
+                if threads:
+                    sse = svd_epoch_hogwild(u, i, r, *params, biased, _threads())
+                else:
+                    sse = svd_epoch(u, i, r, *params, biased)
             else:
-                sse = svd_epoch(u, i, r, *params, biased)
+                shuffle_within_rows(indptr, i, r, order, seed)
+                sse = svd_epoch_users(order, indptr, i, r, *params, biased)
             losses.append(np.sqrt(sse / r.size))
             if self._epoch_done(epoch):
                 break
