@@ -64,21 +64,66 @@ def test_every_listed_model_takes_a_direct_path(fitted):
 
 
 def test_hybrids_on_dense_rows_keep_their_parts_dense(split):
-    """rrf reuses the score rows of its iALS (the standalone one, fitted once): that iALS
-    is scored by dense rows too; the blend ranks by dot products, so its SVD need not."""
+    """The weighted hybrid reuses the score rows of its iALS (the standalone one, fitted
+    once): that iALS is scored by dense rows too; rrf ranks its parts' candidate lists and
+    the blend by dot products, so their parts need not be."""
     from movierec.models.hybrid import fit_shared, shared_fits
 
+    parts = {"itemknn": {"k": 10}, "ials": {"factors": 4}}
     specs = {
         "ials": ("ials", {"factors": 4}),
         "svd": ("svd", {"n_factors": 4, "n_epochs": 2}),
-        "rrf": ("rrf", {"models": {"itemknn": {"k": 10}, "ials": {"factors": 4}}}),
+        "itemknn": ("itemknn", {"k": 10}),
+        "weighted": ("weighted", {"models": parts}),
+        "rrf": ("rrf", {"models": {"itemknn": {"k": 10}, "svd": {"n_factors": 4, "n_epochs": 2}}}),
         "blend": ("blend", {"models": {"svd": {"n_factors": 4, "n_epochs": 2}}}),
         "content": ("content", {}),
     }
     with shared_fits():
         models = {k: fit_shared(make_model(n, **p), split.train) for k, (n, p) in specs.items()}
-    assert models["rrf"].models_[1] is models["ials"]
-    assert set(_dense_models(models)) == {"ials", "rrf", "content"}
+    assert models["weighted"].models_[1] is models["ials"]
+    assert models["rrf"].models_[0] is models["weighted"].models_[0] is models["itemknn"]
+    # itemknn is a part of both; the weighted hybrid's reuse of its rows keeps it dense
+    assert set(_dense_models(models)) == {"ials", "itemknn", "weighted", "content"}
+
+
+HYBRIDS = {
+    "rrf": {"models": {"ials": {"factors": 8, "iterations": 3}, "itemknn": {"k": 20}}},
+    # a part without a direct path (content: dense rows), three parts, unequal weights
+    "rrf3": {
+        "models": {"svd": {"n_factors": 4, "n_epochs": 3}, "content": {}, "slim": {"k": 10}},
+        "weights": [0.5, 0.2, 0.3],
+        "k": 10.0,
+    },
+    # 4 candidates for top-10 lists: every row is ranked from the dense fusion
+    "rrf_few": {"models": {"itemknn": {"k": 20}, "biases": {}}, "candidates": 4},
+    "switching": {"models": {"ials": {"factors": 8, "iterations": 3}, "content": {}}},
+    "switching_pop": {"models": {"itemknn": {"k": 20}, "popularity": {}}, "min_ratings": 30},
+}
+
+
+@pytest.mark.parametrize("name", list(HYBRIDS))
+def test_fusion_and_switching_equal_the_dense_path(split, name, monkeypatch):
+    from movierec.evaluation import evaluator
+
+    p = dict(HYBRIDS[name])
+    m = make_model(name.split("_")[0].rstrip("3"), **p).fit(split.train)
+    assert _direct(m)
+    kw = dict(history=split.train, exclude=split.train, k=(5, 10))
+    users = np.arange(m.n_users_)
+    got = evaluate_models({name: m}, split.test, **kw)[name]
+    got_lists = top_k_lists(m, users, 12, exclude=split.train)
+    direct = evaluator._direct
+    monkeypatch.setattr(evaluator, "_direct", lambda x: x is not m and direct(x))
+    want = evaluate_models({name: m}, split.test, **kw)[name]
+    want_lists = top_k_lists(m, users, 12, exclude=split.train)
+    assert np.array_equal(got_lists[0], want_lists[0])
+    np.testing.assert_array_equal(got_lists[1], want_lists[1])
+    for col in ("ndcg@10", "recall@5", "map@10", "fallback"):
+        assert np.array_equal(got[0][col].to_numpy(), want[0][col].to_numpy()), col
+    if name == "switching_pop":  # both parts serve users
+        warm = m.warm(users[m.known_users(users)])
+        assert 0 < warm.sum() < warm.size
 
 
 @pytest.mark.parametrize("name", list(DIRECT))

@@ -336,23 +336,23 @@ def test_batch_size_follows_the_catalogue() -> None:
 def test_one_pass_equals_each_model_alone_and_scores_shared_sub_models_once() -> None:
     from movierec.evaluation.evaluator import evaluate_model, evaluate_models
     from movierec.models.ease import EASE
-    from movierec.models.hybrid import RRFHybrid, fit_shared, shared_fits
+    from movierec.models.hybrid import WeightedHybrid, fit_shared, shared_fits
 
     split = random_holdout(checkerboard()[0], test_fraction=0.3, seed=0)
     train = split.train
     with shared_fits():
         ease = fit_shared(EASE(l2=10.0), train)
-        rrf = fit_shared(RRFHybrid(models={"ease": {"l2": 10.0}, "popularity": {}}), train)
-    assert rrf.models_[0] is ease
+        mix = fit_shared(WeightedHybrid(models={"ease": {"l2": 10.0}, "popularity": {}}), train)
+    assert mix.models_[0] is ease
     pop = Popularity().fit(train)
-    models = {"ease": ease, "pop": pop, "rrf": rrf}
+    models = {"ease": ease, "pop": pop, "mix": mix}
     calls = []
     orig = EASE._score
     ease._score = lambda u: calls.append(1) or orig(ease, u)  # type: ignore[method-assign]
     kw = {"history": train, "exclude": train, "k": (3, 5)}
     got = evaluate_models(models, split.test, batch_size=7, **kw)
     n_batches = -(-int(got["ease"][1]["users_evaluated"]) // 7)
-    assert len(calls) == n_batches  # ease scored once per block, for itself and for rrf
+    assert len(calls) == n_batches  # ease scored once per block, for itself and for mix
     for label, m in models.items():
         alone = evaluate_model(m, split.test, label=label, batch_size=1000, **kw)
         assert got[label][0].equals(alone[0])

@@ -86,3 +86,27 @@ def test_sequential_adds_popularity() -> None:
     users = np.arange(10)
     want = (m.user_items_[users] @ m.similarity_).toarray() + 0.5 * m.popularity_
     np.testing.assert_allclose(m.score(users), want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("m", [1, 7, 130])  # fewer and more items than the 64 row chunks
+def test_item_gram_equals_scipy(m: int) -> None:
+    from movierec.models.ease import item_gram
+
+    rng = np.random.default_rng(m)
+    x = _random_csr(rng, 90, m, 0.2)
+    want = (x.astype(np.float64).T @ x.astype(np.float64)).toarray()
+    full = item_gram(x, np.float64)
+    np.testing.assert_allclose(full, want, rtol=1e-12)
+    assert np.array_equal(full, full.T)
+    low = item_gram(x, np.float32, full=False)
+    tril = np.tril_indices(m)
+    np.testing.assert_array_equal(low[tril], want.astype(np.float32)[tril])
+    # unsorted column indices (the kernel stops a row at the first column past the diagonal)
+    shuffled = x.copy()
+    for u in range(shuffled.shape[0]):
+        a, b = shuffled.indptr[u], shuffled.indptr[u + 1]
+        p = rng.permutation(b - a)
+        shuffled.indices[a:b] = shuffled.indices[a:b][p]
+        shuffled.data[a:b] = shuffled.data[a:b][p]
+    shuffled.has_sorted_indices = False
+    np.testing.assert_allclose(item_gram(shuffled, np.float64), want, rtol=1e-12)

@@ -38,7 +38,13 @@ from movierec.evaluation.analysis import (
     paired_test,
 )
 from movierec.kernels.sparse_dense import rows_times_dense
-from movierec.kernels.topk import norm_order, topk_dot_sorted, topk_rows, topk_sparse_product
+from movierec.kernels.topk import (
+    norm_order,
+    topk_dot_sorted,
+    topk_fused_ranks,
+    topk_rows,
+    topk_sparse_product,
+)
 from movierec.models.base import Recommender, blas_limit
 from movierec.split import Split
 from movierec.tables import text_table
@@ -294,8 +300,7 @@ def top_k_lists(
     if _direct(model):  # scored and ranked at once, without dense score rows
         t0 = time.perf_counter()
         tick = None if progress is None else (lambda a: progress(label, a, u.size))
-        known = model.known_users(u)
-        items, scores = _rank_direct(model, u, known, kk, ex_ip, ex_ix, unknown, tick)
+        items, scores = _rank_direct(model, u, kk, ex_ip, ex_ix, unknown, tick)
         t_score = time.perf_counter() - t0
     else:
         items = np.empty((u.size, kk), dtype=np.int32)
@@ -444,9 +449,7 @@ def evaluate_models(
         tick = (
             None if progress is None else (lambda a, x=label, n=st["rows"].size: progress(x, a, n))
         )
-        st["items"], _ = _rank_direct(
-            m, users[st["rows"]], st["known"][st["rows"]], kk, ex_ip, ex_ix, policy, tick
-        )
+        st["items"], _ = _rank_direct(m, users[st["rows"]], kk, ex_ip, ex_ix, policy, tick)
         st["score_s"] = time.perf_counter() - t0  # scored and ranked at once
         st["filled"] = st["rows"].size
     with shared_scores(ensemble_parts(models.values())):
@@ -489,8 +492,15 @@ def evaluate_models(
 
 def _direct(m: Recommender) -> bool:
     """Whether ``m`` is ranked without dense score rows of the whole catalogue: a
-    dot-product model (:meth:`Recommender.dot_items`) or a neighbour product
-    (:meth:`Recommender.neighbour_product`)."""
+    dot-product model (:meth:`Recommender.dot_items`), a neighbour product
+    (:meth:`Recommender.neighbour_product`), a switching hybrid or a reciprocal-rank
+    fusion of candidate lists (each sub-model ranked its own way)."""
+    from movierec.models.hybrid import RRFHybrid, SwitchingHybrid
+
+    if isinstance(m, SwitchingHybrid):
+        return True
+    if isinstance(m, RRFHybrid):
+        return m.candidates is not None
     return m.dot_items() is not None or m.neighbour_product() is not None
 
 
@@ -510,14 +520,93 @@ def _csr_arrays(x: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.asarray(x.indptr, np.int64), np.asarray(x.indices, np.int32), x.data
 
 
-def _direct_ranker(
-    m: Recommender, k: int, ex_ip: np.ndarray, ex_ix: np.ndarray
-) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """``rank(users)``: top-``k`` (items, scores) of known users of a :func:`_direct` model,
-    skipping each user's items of the CSR (``ex_ip``, ``ex_ix``), with the lists
-    :func:`topk_rows` gives on the model's dense scores: dot products by
-    :func:`topk_dot_sorted` (items by decreasing norm), a sparse product by
-    :func:`topk_sparse_product`, a dense item x item product (EASE) on its items only."""
+Ranker = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def _dense_ranker(
+    m: Recommender, k: int, ex_ip: np.ndarray, ex_ix: np.ndarray, policy: str = "fallback"
+) -> Ranker:
+    """``rank(users)``: :func:`topk_rows` of ``m.score(users, unknown=policy)`` skipping
+    each user's items of the CSR (``ex_ip``, ``ex_ix``; k <= n_items), scored in blocks of
+    :func:`batch_users`."""
+    bs = batch_users(m.n_items_)
+
+    def by_rows(users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        items = np.empty((users.size, k), np.int32)
+        scores = np.empty((users.size, k), np.float32)
+        for a in range(0, users.size, bs):
+            b = users[a : a + bs]
+            s = np.ascontiguousarray(m.score(b, unknown=policy), dtype=np.float32)
+            items[a : a + b.size], scores[a : a + b.size] = topk_rows(
+                s, k, *_rows_of(ex_ip, ex_ix, b)
+            )
+        return items, scores
+
+    return by_rows
+
+
+def _ranker(
+    m: Recommender, k: int, ex_ip: np.ndarray, ex_ix: np.ndarray, policy: str = "fallback"
+) -> Ranker:
+    """``rank(users)``: the lists of :func:`_dense_ranker`, for known users of a
+    :func:`_direct` model without dense rows (:func:`_direct_ranker`)."""
+    by_rows = _dense_ranker(m, k, ex_ip, ex_ix, policy)
+    if not _direct(m):
+        return by_rows
+    direct = _direct_ranker(m, k, ex_ip, ex_ix)
+
+    def rank(users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        kn = m.known_users(users)
+        if kn.all():
+            return direct(users)
+        items = np.empty((users.size, k), np.int32)
+        scores = np.empty((users.size, k), np.float32)
+        if kn.any():
+            items[kn], scores[kn] = direct(users[kn])
+        items[~kn], scores[~kn] = by_rows(users[~kn])
+        return items, scores
+
+    return rank
+
+
+def _direct_ranker(m: Recommender, k: int, ex_ip: np.ndarray, ex_ix: np.ndarray) -> Ranker:
+    """``rank(users)`` for known users of a :func:`_direct` model (see :func:`_ranker`):
+    dot products by :func:`topk_dot_sorted` (items by decreasing norm), a sparse product by
+    :func:`topk_sparse_product`, a dense item x item product (EASE) on its items only, a
+    switching hybrid by its sub-models' rankers, a reciprocal-rank fusion
+    (:func:`topk_fused_ranks`) of its sub-models' top ``candidates``."""
+    from movierec.models.hybrid import RRFHybrid, SwitchingHybrid
+
+    if isinstance(m, SwitchingHybrid):
+        cf, cold = (_ranker(x, k, ex_ip, ex_ix) for x in m.models_)
+
+        def by_switch(users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            warm = m.warm(users)
+            items = np.empty((users.size, k), np.int32)
+            scores = np.empty((users.size, k), np.float32)
+            for mask, rank in ((warm, cf), (~warm, cold)):
+                if mask.any():
+                    items[mask], scores[mask] = rank(users[mask])
+            return items, scores
+
+        return by_switch
+    if isinstance(m, RRFHybrid):
+        # the sub-models' lists skip the items each user rated, as RRFHybrid._score's do
+        c = min(int(m.candidates), m.n_items_)  # type: ignore[arg-type]
+        subs = [_ranker(x, c, m.seen_indptr_, m.seen_indices_) for x in m.models_]
+        w = m.weights_.astype(np.float32)
+        dense = _dense_ranker(m, k, ex_ip, ex_ix)
+
+        def by_fusion(users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            lists = np.stack([rank(users)[0] for rank in subs])
+            items, scores, exact = topk_fused_ranks(
+                lists, w, float(m.k), m.n_items_, k, ex_ip, ex_ix, users
+            )
+            if not exact.all():  # items in no list could enter these users' top k
+                items[~exact], scores[~exact] = dense(users[~exact])
+            return items, scores
+
+        return by_fusion
     V = m.dot_items()
     if V is not None:
         dot = norm_order(V)
@@ -558,7 +647,6 @@ def _direct_ranker(
 def _rank_direct(
     m: Recommender,
     u: np.ndarray,
-    known: np.ndarray,
     k: int,
     ex_ip: np.ndarray,
     ex_ix: np.ndarray,
@@ -566,23 +654,18 @@ def _rank_direct(
     tick: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` (items, scores) of users ``u`` for a :func:`_direct` model
-    (:func:`_direct_ranker`) in blocks of ``_DIRECT_USERS``, skipping each user's items of
-    the CSR (``ex_ip``, ``ex_ix``); users not ``known`` get the fallback's scores
-    (``policy``). ``tick(done)`` is called before each block."""
+    (:func:`_ranker`) in blocks of ``_DIRECT_USERS``, skipping each user's items of the CSR
+    (``ex_ip``, ``ex_ix``); unknown users get the fallback's scores (``policy``).
+    ``tick(done)`` is called before each block."""
     kk = min(k, m.n_items_)
-    rank = _direct_ranker(m, kk, ex_ip, ex_ix)
+    rank = _ranker(m, kk, ex_ip, ex_ix, policy)
     items = np.empty((u.size, kk), np.int32)
     scores = np.empty((u.size, kk), np.float32)
     for a in range(0, u.size, _DIRECT_USERS):
         if tick is not None:
             tick(a)
-        b, kn = u[a : a + _DIRECT_USERS], known[a : a + _DIRECT_USERS]
-        it, sc = items[a : a + b.size], scores[a : a + b.size]
-        if kn.any():
-            it[kn], sc[kn] = rank(b[kn])
-        if not kn.all():
-            s = np.ascontiguousarray(m.score(b[~kn], unknown=policy), dtype=np.float32)
-            it[~kn], sc[~kn] = topk_rows(s, kk, *_rows_of(ex_ip, ex_ix, b[~kn]))
+        b = u[a : a + _DIRECT_USERS]
+        items[a : a + b.size], scores[a : a + b.size] = rank(b)
     return items, scores
 
 

@@ -118,7 +118,8 @@ def production_stats(
     """Artifact size (its own files; shared sub-models and training data are counted where
     they are stored), single-user recommend latency (median, p99 over up to 1,000 random
     users, fewer (at least 50) once ``budget_s`` seconds are spent) and batch throughput
-    (users per second), measured here."""
+    (users per second over batches of 1,000 users: up to 20,000, fewer (at least one
+    batch) once ``budget_s`` seconds are spent), measured here."""
     size = sum(f.stat().st_size for f in artifact.rglob("*") if f.is_file())
     rng = np.random.default_rng(seed)
     sample = rng.choice(users, size=min(1000, users.size), replace=False)
@@ -131,10 +132,12 @@ def production_stats(
         lat.append(time.perf_counter() - t)
         if len(lat) >= 50 and t - start > budget_s:
             break
-    batch = users[: min(users.size, 20000)]
-    t = time.perf_counter()
-    model.recommend(batch, k=k)
-    thr = batch.size / max(time.perf_counter() - t, 1e-9)
+    # batches of 1,000 users until 20,000 are served or ``budget_s`` seconds are spent
+    done, t = 0, time.perf_counter()
+    while done < min(users.size, 20000) and (done == 0 or time.perf_counter() - t < budget_s):
+        model.recommend(users[done : done + 1000], k=k)
+        done = min(users.size, done + 1000)
+    thr = done / max(time.perf_counter() - t, 1e-9)
     return {
         "artifact_mb": size / 2**20,
         "latency_ms_median": float(np.median(lat) * 1000),

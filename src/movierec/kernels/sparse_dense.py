@@ -56,3 +56,40 @@ def rows_times_dense(
             row = b[x_indices[q]]
             for j in range(n_cols):
                 o[j] += w * row[j]
+
+
+@nb.njit(parallel=True, cache=True)
+def gram_lower(
+    t_indptr: np.ndarray,
+    t_indices: np.ndarray,
+    t_data: np.ndarray,
+    x_indptr: np.ndarray,
+    x_indices: np.ndarray,
+    x_data: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """Write the lower triangle (``b <= a``, diagonal included) of ``X^T X`` into the dense
+    m x m ``out``, for CSR ``X`` (users x m, sorted indices) and its transpose ``T`` (CSR);
+    the upper triangle of ``out`` is left as it was.
+
+    Row a sums ``X[u, a] * X[u, :a+1]`` over the users u of item a in a float64 row, then
+    stores it in ``out``'s dtype: the same numbers as scipy's float64 ``X^T @ X`` without
+    its sparse result, in half its multiply-adds. Rows are dealt to the threads in a
+    stride (row a to chunk a mod n_chunks) so each thread gets popular and rare items.
+    """
+    m = out.shape[0]
+    n_chunks = min(m, 64)
+    for c in nb.prange(n_chunks):
+        acc = np.zeros(m, dtype=np.float64)
+        for a in range(c, m, n_chunks):
+            for p in range(t_indptr[a], t_indptr[a + 1]):
+                u = t_indices[p]
+                w = np.float64(t_data[p])
+                for q in range(x_indptr[u], x_indptr[u + 1]):
+                    b = x_indices[q]
+                    if b > a:
+                        break
+                    acc[b] += w * np.float64(x_data[q])
+            for b in range(a + 1):
+                out[a, b] = acc[b]
+                acc[b] = 0.0

@@ -233,6 +233,66 @@ def topk_sparse_product(
     return out_i, out_v
 
 
+@nb.njit(parallel=True, cache=True)
+def topk_fused_ranks(
+    lists: np.ndarray,
+    weights: np.ndarray,
+    k_rrf: float,
+    n_items: int,
+    k: int,
+    excl_indptr: np.ndarray,
+    excl_indices: np.ndarray,
+    excl_rows: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`topk_rows` of the reciprocal-rank fusion of ranked lists, without dense rows.
+
+    ``lists`` (models x rows x c, int32, -1 padded) holds each model's ranking of each row;
+    the item at position p of model m's list gets ``weights[m] / (k_rrf + p + 1)`` (float32,
+    added up model by model, as :class:`~movierec.models.hybrid.RRFHybrid` does), items in
+    no list 0. Row r skips the columns of row ``excl_rows[r]`` of the exclusion CSR. Returns
+    (items, scores, exact): ``exact[r]`` is False where fewer than k listed items score
+    above 0, so that items in no list (0) could enter the top k: rank those rows from dense
+    scores.
+    """
+    n_models, n, c = lists.shape
+    k = min(k, n_items)
+    out_i = np.full((n, k), -1, dtype=np.int32)
+    out_v = np.full((n, k), -np.inf, dtype=np.float32)
+    exact = np.ones(n, dtype=np.bool_)
+    kf = np.float32(k_rrf)
+    n_chunks = min(n, _CHUNKS)
+    for ch in nb.prange(n_chunks):
+        buf = np.zeros(n_items, dtype=np.float32)
+        hit = np.zeros(n_items, dtype=np.bool_)
+        touched = np.empty(n_models * c, dtype=np.int32)
+        cand = np.empty(n_models * c, dtype=np.float32)
+        hv = np.empty(k, dtype=np.float32)
+        hi = np.empty(k, dtype=np.int32)
+        for r in range(ch * n // n_chunks, (ch + 1) * n // n_chunks):
+            nt = 0
+            for mi in range(n_models):
+                w = np.float32(weights[mi])
+                for p in range(c):
+                    j = lists[mi, r, p]
+                    if j < 0:
+                        break
+                    nt = _touch(hit, touched, nt, j)
+                    buf[j] += w / (kf + np.float32(p + 1))
+            e = excl_rows[r]
+            for p in range(excl_indptr[e], excl_indptr[e + 1]):
+                if hit[excl_indices[p]]:
+                    buf[excl_indices[p]] = -np.inf
+            for t in range(nt):
+                cand[t] = buf[touched[t]]
+            size = _scan(cand[:nt], touched[:nt], hv, hi, 0, k, False)
+            exact[r] = size == k and hv[0] > 0
+            _pop_all(hv, hi, size, out_v[r], out_i[r])
+            for t in range(nt):
+                buf[touched[t]] = 0.0
+                hit[touched[t]] = False
+    return out_i, out_v, exact
+
+
 def topk_dot(
     A: np.ndarray,
     V: np.ndarray,

@@ -10,6 +10,7 @@ import scipy.sparse as sp
 
 from movierec.data.dataset import Dataset
 from movierec.errors import ConfigError
+from movierec.kernels.sparse_dense import gram_lower
 from movierec.models.base import Recommender
 from movierec.models.itemknn import (
     check_recency,
@@ -19,6 +20,30 @@ from movierec.models.itemknn import (
 )
 
 DTYPES = ("float32", "float64")
+
+
+def mirror_lower(g: np.ndarray) -> None:
+    """Copy the lower triangle of the square ``g`` onto its upper one, in place, in blocks."""
+    n = g.shape[0]
+    step = max(1, 4_000_000 // max(n, 1))
+    for a in range(0, n, step):
+        b = min(n, a + step)
+        g[a:b, b:] = g[b:, a:b].T
+        blk = g[a:b, a:b]
+        blk[...] = np.tril(blk) + np.tril(blk, -1).T
+
+
+def item_gram(x: sp.csr_matrix, dtype: str | type, full: bool = True) -> np.ndarray:
+    """The dense item x item ``X^T X`` of the users x items CSR ``x``, in ``dtype``, summed in
+    float64 on every core; only its lower triangle when ``full`` is False (the upper one is
+    then uninitialised)."""
+    x = x if x.has_sorted_indices else x.sorted_indices()
+    xt = x.T.tocsr()
+    g = np.empty((x.shape[1], x.shape[1]), dtype=dtype)
+    gram_lower(xt.indptr, xt.indices, xt.data, x.indptr, x.indices, x.data, g)
+    if full:
+        mirror_lower(g)
+    return g
 
 
 def ease_weights(g: np.ndarray, l2: float) -> np.ndarray:
@@ -41,13 +66,7 @@ def ease_weights(g: np.ndarray, l2: float) -> np.ndarray:
         raise ConfigError(f"EASE: inversion failed (info={info}); increase l2")
     if not np.shares_memory(p, g):  # pragma: no cover - LAPACK wrapper copied
         g[...] = p.T
-    # the inverse sits in g's lower triangle (C order); mirror it to the upper in blocks
-    step = max(1, 4_000_000 // max(n, 1))
-    for a in range(0, n, step):
-        b = min(n, a + step)
-        g[a:b, b:] = g[b:, a:b].T
-        blk = g[a:b, a:b]
-        blk[...] = np.tril(blk) + np.tril(blk, -1).T
+    mirror_lower(g)  # the inverse sits in g's lower triangle (C order)
     d = np.diag(g).copy()
     g /= -d[None, :]
     g[np.diag_indices(n)] = 0.0
@@ -171,13 +190,7 @@ class EASE(Recommender):
             kept = np.arange(n, dtype=np.int32)
         self.kept_items_ = kept
         self.items_excluded_ = int(n - m)
-        xc = x.tocsc().astype(np.float64)
-        xt = x.T.tocsr().astype(np.float64)
-        g = np.empty((m, m), dtype=self.dtype)
-        step = max(1, 20_000_000 // max(m, 1))
-        for a in range(0, m, step):
-            b = min(m, a + step)
-            g[a:b] = (xt[a:b] @ xc).toarray()
+        g = item_gram(x, self.dtype, full=False)  # ease_weights reads the lower triangle
         self.weights_ = ease_weights(g, float(self.l2)).astype(np.float32, copy=False)
         if self.recency is not None:
             x = interaction_matrix(

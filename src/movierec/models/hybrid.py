@@ -373,8 +373,12 @@ class SwitchingHybrid(Recommender):
         self._check(int(self.min_ratings) >= 1, "min_ratings must be >= 1")
         self.models_ = [fit_shared(_build(n, p, self.random_state), train) for n, p in specs]
 
+    def warm(self, users: np.ndarray) -> np.ndarray:
+        """Which ``users`` (known ones) the collaborative model scores."""
+        return self.user_count_[users] >= int(self.min_ratings)
+
     def _score(self, users: np.ndarray) -> np.ndarray:
-        warm = self.user_count_[users] >= int(self.min_ratings)
+        warm = self.warm(users)
         out = np.empty((users.size, self.n_items_), dtype=np.float32)
         for mask, model in ((warm, self.models_[0]), (~warm, self.models_[1])):
             if mask.any():

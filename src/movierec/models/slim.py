@@ -12,6 +12,7 @@ from movierec.data.dataset import Dataset
 from movierec.errors import ConfigError
 from movierec.kernels.slim import slim_columns
 from movierec.models.base import Recommender
+from movierec.models.ease import item_gram
 from movierec.models.graph import RatedNeighbourScoring
 from movierec.models.itemknn import check_recency, interaction_matrix
 
@@ -135,12 +136,7 @@ class SLIM(RatedNeighbourScoring, Recommender):
         # most popular first, ties by lower index; kept sorted for a stable column order
         kept = np.sort(np.lexsort((np.arange(n), -counts))[:m]).astype(np.int32)
         xm = x[:, kept].tocsr() if m < n else x
-        xc = xm.tocsc().astype(np.float64)
-        xt = xm.T.tocsr().astype(np.float64)
-        gram = np.empty((m, m), dtype=np.float32)
-        step = max(1, 20_000_000 // max(m, 1))
-        for a in range(0, m, step):
-            gram[a : a + step] = (xt[a : a + step] @ xc).toarray()
+        gram = item_gram(xm, np.float32)
         nu = float(train.n_users)
         src, wts = slim_columns(
             gram,
