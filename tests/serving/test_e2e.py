@@ -181,7 +181,14 @@ def test_sigkill_mid_load_keeps_every_acknowledged_write(run: Path, tmp_path: Pa
 def test_two_workers(run: Path, tmp_path: Path) -> None:
     s = Server(run, f"sqlite:///{tmp_path / 'fb.db'}", tmp_path / "server.log", workers=2)
     try:
-        s.wait_ready()
+        s.wait_ready()  # one worker is ready; the other may still be loading (503)
+        ready: set[str] = set()
+        end = time.monotonic() + 90
+        while len(ready) < 2:  # fresh connections until both workers say they are ready
+            assert time.monotonic() < end, s.log.read_text()
+            lines = httpx.get(s.url + "/metrics", timeout=10).text.splitlines()
+            ready |= {x.split('worker="')[1].split('"')[0] for x in lines
+                      if x.startswith("movierec_ready{") and float(x.split()[-1]) == 1}  # fmt: skip
         c = httpx.Client(base_url=s.url, timeout=10)
         top = [m["movieId"] for m in c.get("/users/2/recommendations").json()["items"]]
         assert c.post("/users/2/ratings", json={"movieId": top[0], "rating": 5}).status_code == 201
