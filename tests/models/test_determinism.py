@@ -113,3 +113,21 @@ def test_blas_limited_inside_fit_and_score_and_restored(train) -> None:
         assert blas_threads() == before
         with blas_limit(None):
             assert blas_threads() == before
+
+
+def test_blas_limit_zero_gives_every_core_even_below_a_lower_limit() -> None:
+    """EASE's ``blas_threads = 0``: its LAPACK inverse runs on every core even where
+    OPENBLAS_NUM_THREADS=1 (the Makefile's and the benchmarks' setting) set one thread."""
+    import os
+
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from movierec.models.ease import EASE
+
+    assert EASE.blas_threads == 0
+    cores = len(os.sched_getaffinity(0))
+    with threadpool_limits(1, user_api="blas"):
+        with blas_limit(0):
+            inside = [d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas"]
+        after = [d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas"]
+    assert inside and set(inside) == {cores} and set(after) == {1}

@@ -3,11 +3,15 @@
 import numba as nb
 import numpy as np
 
+from movierec.kernels.sgd import prefetch_row
+
 _MUL = np.uint64(0x2545F4914F6CDD1D)
 _S12 = np.uint64(12)
 _S25 = np.uint64(25)
 _S27 = np.uint64(27)
 _S33 = np.uint64(33)
+# how many samples ahead of its update a sample is drawn and its factor rows prefetched
+_AHEAD = 8
 
 
 @nb.njit(inline="always")
@@ -180,14 +184,33 @@ def _run_stratum(
     f = d - 1
     skipped = 0
     correct = 0
-    for _ in range(n):
-        state, a = _next(state)
-        state, b = _next(state)
-        k = entries[np.int64(a) % n]
-        if pop_neg:
-            neg = np.int64(indices[entries[np.int64(b) % n]])
-        else:
-            neg = np.int64(block_items[np.int64(b) % nb_items])
+    # each sample is drawn _AHEAD steps before its update (the same draws in the same
+    # order, so the same result) and its three factor rows are prefetched meanwhile: they
+    # are random accesses to memory, and waiting for them is most of an update's time
+    ring_k = np.empty(_AHEAD, np.int64)
+    ring_neg = np.empty(_AHEAD, np.int64)
+    k = np.int64(0)
+    neg = np.int64(0)
+    for s in range(n + _AHEAD):
+        slot = s % _AHEAD
+        if s >= _AHEAD:  # sample s - _AHEAD, drawn in this slot
+            k = ring_k[slot]
+            neg = ring_neg[slot]
+        if s < n:
+            state, a = _next(state)
+            state, b = _next(state)
+            k_new = entries[np.int64(a) % n]
+            if pop_neg:
+                neg_new = np.int64(indices[entries[np.int64(b) % n]])
+            else:
+                neg_new = np.int64(block_items[np.int64(b) % nb_items])
+            ring_k[slot] = k_new
+            ring_neg[slot] = neg_new
+            prefetch_row(U, rows[k_new])
+            prefetch_row(V, indices[k_new])
+            prefetch_row(V, neg_new)
+        if s < _AHEAD:
+            continue
         u = rows[k]
         pos = indices[k]
         if _contains(indices, indptr[u], indptr[u + 1], neg):

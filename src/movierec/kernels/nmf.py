@@ -13,6 +13,11 @@ start of the epoch. Non-negative factors stay non-negative.
 import numba as nb
 import numpy as np
 
+from movierec.kernels.sgd import prefetch_row_read
+
+# how many entries ahead a factor row is prefetched
+_AHEAD = 8
+
 
 @nb.njit(parallel=True, cache=True, fastmath=True)
 def nmf_accumulate(
@@ -35,7 +40,10 @@ def nmf_accumulate(
         for f in range(k):
             num[r, f] = 0.0
             den[r, f] = 0.0
-        for p in range(indptr[r], indptr[r + 1]):
+        end = indptr[r + 1]
+        for p in range(indptr[r], end):
+            if p + _AHEAD < end:  # y's rows are random accesses: fetch them ahead
+                prefetch_row_read(y, indices[p + _AHEAD])
             c = indices[p]
             est = offset[p]
             for f in range(k):

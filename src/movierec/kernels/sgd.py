@@ -51,18 +51,19 @@ _prefetch_read = _prefetch_intrinsic(0)
 
 
 @nb.njit(inline="always")
-def _prefetch_row(a, row):  # type: ignore[no-untyped-def]
+def prefetch_row(a, row):  # type: ignore[no-untyped-def]
+    """Prefetch row ``row`` of a matrix for writing (no effect on results)."""
     nf = a.shape[1]
-    for f in range(0, nf, 16):  # 16 float32 = one 64-byte cache line
+    for f in range(0, nf, 64 // a.itemsize):  # one 64-byte cache line at a time
         _prefetch(a, row, f)
     _prefetch(a, row, nf - 1)
 
 
 @nb.njit(inline="always")
 def prefetch_row_read(a, row):  # type: ignore[no-untyped-def]
-    """Prefetch row ``row`` of a float32 matrix for reading only (rows other threads read)."""
+    """Prefetch row ``row`` of a matrix for reading only (rows other threads read)."""
     nf = a.shape[1]
-    for f in range(0, nf, 16):
+    for f in range(0, nf, 64 // a.itemsize):
         _prefetch_read(a, row, f)
     _prefetch_read(a, row, nf - 1)
 
@@ -139,8 +140,8 @@ def _svd_range(
     sse = 0.0
     for k in range(lo, hi):
         if k + _AHEAD < hi:
-            _prefetch_row(pu, users[k + _AHEAD])
-            _prefetch_row(qi, items[k + _AHEAD])
+            prefetch_row(pu, users[k + _AHEAD])
+            prefetch_row(qi, items[k + _AHEAD])
         u = users[k]
         i = items[k]
         p = pu[u]
@@ -251,11 +252,11 @@ def _svd_users(
         a = indptr[u]
         b = indptr[u + 1]
         if t + 1 < hi:
-            _prefetch_row(pu, order[t + 1])
+            prefetch_row(pu, order[t + 1])
         if a == b:
             continue
         for k in range(a, min(a + _AHEAD, b)):
-            _prefetch_row(qi, items[k])
+            prefetch_row(qi, items[k])
         for f in range(nf):
             p[f] = pu[u, f]
         b_u = bu[u]
@@ -265,7 +266,7 @@ def _svd_users(
             dot += p[f] * q[f]
         for k in range(a, b):
             if k + _AHEAD < b:
-                _prefetch_row(qi, items[k + _AHEAD])
+                prefetch_row(qi, items[k + _AHEAD])
             i = items[k]
             q = qi[i]
             if biased:
@@ -396,12 +397,12 @@ def _svdpp_users(
         z[:] = 0.0
         g[:] = 0.0
         if t + 1 < hi:
-            _prefetch_row(pu, order[t + 1])
+            prefetch_row(pu, order[t + 1])
         for k in range(a, min(a + _AHEAD, b)):
-            _prefetch_row(yj, items[k])
+            prefetch_row(yj, items[k])
         for k in range(a, b):
             if k + _AHEAD < b:
-                _prefetch_row(yj, items[k + _AHEAD])
+                prefetch_row(yj, items[k + _AHEAD])
             y = yj[items[k]]
             for f in range(nf):
                 z[f] += y[f]
@@ -409,10 +410,10 @@ def _svdpp_users(
             z[f] *= s
         p = pu[u]
         for k in range(a, min(a + _AHEAD, b)):
-            _prefetch_row(qi, items[k])
+            prefetch_row(qi, items[k])
         for k in range(a, b):
             if k + _AHEAD < b:
-                _prefetch_row(qi, items[k + _AHEAD])
+                prefetch_row(qi, items[k + _AHEAD])
             i = items[k]
             q = qi[i]
             dot = np.float32(0.0)

@@ -15,6 +15,7 @@ tuple of scalars, or a nested :class:`Recommender`.
 from __future__ import annotations
 
 import inspect
+import os
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -37,7 +38,8 @@ _BLAS_LOCK = threading.Lock()
 
 @contextmanager
 def blas_limit(n: int | None = 1) -> Iterator[None]:
-    """Limit BLAS (OpenBLAS/MKL) to ``n`` threads inside the block; None leaves it alone.
+    """Limit BLAS (OpenBLAS/MKL) to ``n`` threads inside the block (0: as many as this
+    process has cores, even where ``OPENBLAS_NUM_THREADS=1`` set fewer); None leaves it alone.
 
     Fit and score run under it: numba kernels and :func:`factor_scores`' thread pool own
     the cores, and BLAS threads started beside them (or spinning after a call) only slow
@@ -47,6 +49,8 @@ def blas_limit(n: int | None = 1) -> Iterator[None]:
     if n is None:
         yield
         return
+    if n == 0:
+        n = len(os.sched_getaffinity(0))
     with _BLAS_LOCK:
         if _BLAS["depth"] == 0:
             if _BLAS["controller"] is None:
@@ -81,8 +85,9 @@ class Recommender:
     #: Search space of tuning: param -> {"type": "int"|"float"|"categorical", "low", "high",
     #: "log", "grid", "choices"} (see movierec.experiment.tuning); empty: not tuned.
     search_space: ClassVar[dict[str, dict[str, Any]]] = {}
-    #: BLAS threads during fit and score (see :func:`blas_limit`); None for models whose
-    #: fit is one large BLAS/LAPACK call that wants every core (EASE).
+    #: BLAS threads during fit and score (see :func:`blas_limit`); 0 for models whose fit
+    #: is one large BLAS/LAPACK call that wants every core (EASE), None for hybrids (each
+    #: sub-model sets its own).
     blas_threads: ClassVar[int | None] = 1
 
     # -- params ---------------------------------------------------------------------------

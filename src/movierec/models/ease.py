@@ -117,8 +117,8 @@ class EASE(Recommender):
     """
 
     name = "ease"
-    #: fit is one Gram matrix and one inverse: BLAS may use every core
-    blas_threads = None
+    #: fit is one Gram matrix and one inverse: LAPACK uses every core
+    blas_threads = 0
     #: Hyperparameter ranges for `movierec tune`, `cv --tune` and `tuning:` in a config.
     search_space = {
         "l2": {
