@@ -296,29 +296,18 @@ def top_k_lists(
     u = np.atleast_1d(np.asarray(users, dtype=np.int64))
     ex_ip, ex_ix = _exclusions(exclude, model.n_users_, n_items)
     kk = min(k, n_items)
-    t_score = t_topk = 0.0
+    tick = None if progress is None else (lambda a: progress(label, a, u.size))
+    spent = {"score_s": 0.0, "topk_s": 0.0}
     if _direct(model):  # scored and ranked at once, without dense score rows
         t0 = time.perf_counter()
-        tick = None if progress is None else (lambda a: progress(label, a, u.size))
         items, scores = _rank_direct(model, u, kk, ex_ip, ex_ix, unknown, tick)
-        t_score = time.perf_counter() - t0
+        spent["score_s"] = time.perf_counter() - t0
     else:
-        items = np.empty((u.size, kk), dtype=np.int32)
-        scores = np.empty((u.size, kk), dtype=np.float32)
-        for a in range(0, u.size, batch_size):
-            b = u[a : a + batch_size]
-            t0 = time.perf_counter()
-            s = np.ascontiguousarray(model.score(b, unknown=unknown), dtype=np.float32)
-            t1 = time.perf_counter()
-            ip, ix = _rows_of(ex_ip, ex_ix, b)
-            items[a : a + b.size], scores[a : a + b.size] = topk_rows(s, kk, ip, ix)
-            t_score += t1 - t0
-            t_topk += time.perf_counter() - t1
-            if progress is not None:
-                progress(label, min(a + batch_size, u.size), u.size)
+        rank = _dense_ranker(model, kk, ex_ip, ex_ix, unknown, batch_size, spent, tick)
+        items, scores = rank(u)
     if timings is not None:
-        timings["score_s"] = timings.get("score_s", 0.0) + t_score
-        timings["topk_s"] = timings.get("topk_s", 0.0) + t_topk
+        for key, sec in spent.items():
+            timings[key] = timings.get(key, 0.0) + sec
     return items, scores
 
 
@@ -524,22 +513,37 @@ Ranker = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 def _dense_ranker(
-    m: Recommender, k: int, ex_ip: np.ndarray, ex_ix: np.ndarray, policy: str = "fallback"
+    m: Recommender,
+    k: int,
+    ex_ip: np.ndarray,
+    ex_ix: np.ndarray,
+    policy: str = "fallback",
+    batch_size: int | None = None,
+    spent: dict[str, float] | None = None,
+    tick: Callable[[int], None] | None = None,
 ) -> Ranker:
     """``rank(users)``: :func:`topk_rows` of ``m.score(users, unknown=policy)`` skipping
     each user's items of the CSR (``ex_ip``, ``ex_ix``; k <= n_items), scored in blocks of
-    :func:`batch_users`."""
-    bs = batch_users(m.n_items_)
+    ``batch_size`` users (None: :func:`batch_users`). Seconds of scoring and ranking are
+    added to ``spent["score_s"]`` and ``spent["topk_s"]``; ``tick(done)`` follows each block."""
+    bs = batch_users(m.n_items_) if batch_size is None else batch_size
 
     def by_rows(users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         items = np.empty((users.size, k), np.int32)
         scores = np.empty((users.size, k), np.float32)
         for a in range(0, users.size, bs):
             b = users[a : a + bs]
+            t0 = time.perf_counter()
             s = np.ascontiguousarray(m.score(b, unknown=policy), dtype=np.float32)
+            t1 = time.perf_counter()
             items[a : a + b.size], scores[a : a + b.size] = topk_rows(
                 s, k, *_rows_of(ex_ip, ex_ix, b)
             )
+            if spent is not None:
+                spent["score_s"] += t1 - t0
+                spent["topk_s"] += time.perf_counter() - t1
+            if tick is not None:
+                tick(a + b.size)
         return items, scores
 
     return by_rows
