@@ -269,6 +269,25 @@ def test_leaks_detects_a_leaky_split() -> None:
     assert S.leaks(late_train)["time_order_breaks"] == 2
 
 
+def test_count_in_equals_isin() -> None:
+    rng = np.random.default_rng(3)
+    for n_a, n_b in ((0, 5), (5, 0), (50, 40), (1000, 3000)):
+        a = rng.integers(0, 200, n_a)  # repeats on both sides
+        b = rng.integers(0, 200, n_b)
+        assert S._count_in(a, np.sort(b)) == int(np.isin(a, b).sum())
+
+
+def test_leaks_counts_every_shared_pair() -> None:
+    ds = make([1, 1, 2, 2, 3], [1, 2, 1, 3, 2], [1, 2, 3, 4, 5])
+    rows = lambda *i: ds.subset(np.array(i))  # noqa: E731
+    s = S.Split(rows(0, 1, 2), rows(1, 2, 3), rows(0, 3, 4), "random_holdout")
+    assert S.leaks(s) == {
+        "pairs_train_validation": 2,
+        "pairs_train_test": 1,
+        "pairs_validation_test": 1,
+    }
+
+
 # ----------------------------------------------------------------------------- bad params
 
 DS = make([1, 1, 2, 2, 3], [1, 2, 1, 3, 2], [1, 2, 3, 4, 5])
