@@ -1,9 +1,11 @@
 """SGD kernels on tiny problems whose answer is known by construction."""
 
+import numba as nb
 import numpy as np
 import pytest
 
 from movierec.kernels.sgd import (
+    _line_step,
     fold_in_user,
     implicit_sums,
     predict_pairs,
@@ -99,6 +101,41 @@ def test_user_grouped_svd_serial_and_hogwild_recover_rank1() -> None:
         assert sse[-1] < 1e-3 * sse[0]
         assert sorted(order.tolist()) == list(range(n_u))
         np.testing.assert_allclose(pu[u, 0] * qi[i, 0], r, rtol=1e-2)
+
+
+def test_user_grouped_epoch_is_the_plain_epoch_in_its_order() -> None:
+    # the grouped kernel (fused next dot, unsigned row indices) makes the updates of
+    # svd_epoch visiting the same ratings in the same order
+    rng = np.random.default_rng(4)
+    n_u, n_i, nf = 30, 40, 100  # 100 factors: the vector loop and its 4-wide tail
+    rows = [np.sort(rng.choice(n_i, rng.integers(1, 12), replace=False)) for _ in range(n_u)]
+    rows[3] = rows[3][:0]  # a user without ratings is skipped
+    indptr = np.r_[0, np.cumsum([r.size for r in rows])].astype(np.int64)
+    items = np.concatenate(rows).astype(np.int32)
+    r = rng.uniform(1, 5, items.size).astype(F)
+    order = rng.permutation(n_u).astype(np.int32)
+    pu0 = rng.normal(0, 0.1, (n_u, nf)).astype(F)
+    qi0 = rng.normal(0, 0.1, (n_i, nf)).astype(F)
+    a = [pu0.copy(), qi0.copy(), np.zeros(n_u, F), np.zeros(n_i, F)]
+    b = [pu0.copy(), qi0.copy(), np.zeros(n_u, F), np.zeros(n_i, F)]
+    seq = np.concatenate([np.arange(indptr[u], indptr[u + 1]) for u in order])
+    uu = np.repeat(np.arange(n_u), np.diff(indptr))[seq].astype(np.int32)
+    for _ in range(3):
+        s1 = svd_epoch_users(order, indptr, items, r, F(3), a[2], a[3], a[0], a[1], *rates(0.05, 0.1), True)  # fmt: skip
+        s2 = svd_epoch(uu, items[seq], r[seq], F(3), b[2], b[3], b[0], b[1], *rates(0.05, 0.1), True)  # fmt: skip
+        assert s1 == pytest.approx(s2, rel=1e-5)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-6)
+    assert not np.allclose(a[0], pu0)  # it did learn
+
+
+def test_prefetch_steps_one_cache_line() -> None:
+    @nb.njit
+    def steps(a, b, c):  # type: ignore[no-untyped-def]
+        return _line_step(a), _line_step(b), _line_step(c)
+
+    z = np.zeros((1, 1))
+    assert steps(z.astype(F), z, z.astype(np.int8)) == (16, 8, 64)
 
 
 def test_shuffle_ratings_permutes_whole_triples_deterministically() -> None:
