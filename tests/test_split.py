@@ -279,8 +279,8 @@ def test_count_in_equals_isin() -> None:
 
 def test_leaks_counts_every_shared_pair() -> None:
     ds = make([1, 1, 2, 2, 3], [1, 2, 1, 3, 2], [1, 2, 3, 4, 5])
-    rows = lambda *i: ds.subset(np.array(i))  # noqa: E731
-    s = S.Split(rows(0, 1, 2), rows(1, 2, 3), rows(0, 3, 4), "random_holdout")
+    train, val, test = (ds.subset(np.array(i)) for i in ((0, 1, 2), (1, 2, 3), (0, 3, 4)))
+    s = S.Split(train, val, test, "random_holdout")
     assert S.leaks(s) == {
         "pairs_train_validation": 2,
         "pairs_train_test": 1,
