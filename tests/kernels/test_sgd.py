@@ -1,11 +1,9 @@
 """SGD kernels on tiny problems whose answer is known by construction."""
 
-import numba as nb
 import numpy as np
 import pytest
 
 from movierec.kernels.sgd import (
-    _line_step,
     fold_in_user,
     implicit_sums,
     predict_pairs,
@@ -127,15 +125,6 @@ def test_user_grouped_epoch_is_the_plain_epoch_in_its_order() -> None:
     for x, y in zip(a, b, strict=True):
         np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-6)
     assert not np.allclose(a[0], pu0)  # it did learn
-
-
-def test_prefetch_steps_one_cache_line() -> None:
-    @nb.njit
-    def steps(a, b, c):  # type: ignore[no-untyped-def]
-        return _line_step(a), _line_step(b), _line_step(c)
-
-    z = np.zeros((1, 1))
-    assert steps(z.astype(F), z, z.astype(np.int8)) == (16, 8, 64)
 
 
 def test_shuffle_ratings_permutes_whole_triples_deterministically() -> None:

@@ -3,7 +3,7 @@
 import numba as nb
 import numpy as np
 
-from movierec.kernels.sgd import prefetch_row
+from movierec.kernels.prefetch import prefetch_row
 
 _MUL = np.uint64(0x2545F4914F6CDD1D)
 _S12 = np.uint64(12)

@@ -13,7 +13,7 @@ computed once per half-step with BLAS.
 import numba as nb
 import numpy as np
 
-from movierec.kernels.sgd import prefetch_row_read
+from movierec.kernels.prefetch import prefetch_row_read
 
 # factor rows prefetched ahead of the gather (the next row's first ones during the solve)
 _AHEAD = 16

@@ -13,7 +13,7 @@ start of the epoch. Non-negative factors stay non-negative.
 import numba as nb
 import numpy as np
 
-from movierec.kernels.sgd import prefetch_row_read
+from movierec.kernels.prefetch import prefetch_row_read
 
 # how many entries ahead a factor row is prefetched
 _AHEAD = 8
