@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from movierec import split as S
 from movierec.data import Dataset
 from movierec.errors import ConfigError
+from movierec.kernels.sparse import in_sorted
 
 EMPTY_MOVIES = pl.DataFrame(
     schema={"item": pl.Int64, "title": pl.String, "year": pl.Int32, "genres": pl.List(pl.String)}
@@ -269,12 +270,13 @@ def test_leaks_detects_a_leaky_split() -> None:
     assert S.leaks(late_train)["time_order_breaks"] == 2
 
 
-def test_count_in_equals_isin() -> None:
+def test_in_sorted_equals_isin() -> None:
     rng = np.random.default_rng(3)
     for n_a, n_b in ((0, 5), (5, 0), (50, 40), (1000, 3000)):
         a = rng.integers(0, 200, n_a)  # repeats on both sides
         b = rng.integers(0, 200, n_b)
-        assert S._count_in(a, np.sort(b)) == int(np.isin(a, b).sum())
+        assert int(in_sorted(a, np.sort(b)).sum()) == int(np.isin(a, b).sum())
+        np.testing.assert_array_equal(in_sorted(a, np.sort(b)), np.isin(a, b))
 
 
 def test_leaks_counts_every_shared_pair() -> None:

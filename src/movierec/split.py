@@ -14,7 +14,7 @@ import numpy as np
 
 from movierec.data.dataset import Dataset
 from movierec.errors import ConfigError
-from movierec.kernels.sparse import coo_to_csr_order
+from movierec.kernels.sparse import coo_to_csr_order, in_sorted
 from movierec.kernels.split import per_user_last
 
 
@@ -59,24 +59,15 @@ def _pairs(ds: Dataset) -> np.ndarray:
     return ds.users.astype(np.int64) * ds.n_items + ds.items
 
 
-def _count_in(a: np.ndarray, b_sorted: np.ndarray) -> int:
-    """How many entries of ``a`` occur in the sorted ``b_sorted`` (``np.isin(a, b).sum()``:
-    one binary search per entry of ``a``; np.isin took 45 s for 24M training pairs)."""
-    if b_sorted.size == 0:
-        return 0
-    pos = np.minimum(np.searchsorted(b_sorted, a), b_sorted.size - 1)
-    return int(np.count_nonzero(b_sorted[pos] == a))
-
-
 def leaks(split: Split) -> dict[str, int]:
     """Counts that must be zero: (user, movie) pairs in two parts, and time-order breaks."""
     tr, va, te = _pairs(split.train), _pairs(split.validation), _pairs(split.test)
     tr.sort()
     va.sort()
     out = {
-        "pairs_train_validation": _count_in(va, tr),
-        "pairs_train_test": _count_in(te, tr),
-        "pairs_validation_test": _count_in(te, va),
+        "pairs_train_validation": int(np.count_nonzero(in_sorted(va, tr))),
+        "pairs_train_test": int(np.count_nonzero(in_sorted(te, tr))),
+        "pairs_validation_test": int(np.count_nonzero(in_sorted(te, va))),
     }
     if split.kind == "temporal_global":
         t = [p.timestamps for p in (split.train, split.validation, split.test) if p.n_ratings]

@@ -4,6 +4,16 @@ import numba as nb
 import numpy as np
 
 
+def in_sorted(a: np.ndarray, b_sorted: np.ndarray) -> np.ndarray:
+    """Mask of the entries of ``a`` that occur in the sorted ``b_sorted``: ``np.isin(a, b)``
+    by one binary search per entry of ``a``, without sorting ``a`` (np.isin's sort path
+    took 45 s for 24M (user, movie) pairs)."""
+    if b_sorted.size == 0:
+        return np.zeros(np.shape(a), dtype=bool)
+    pos = np.minimum(np.searchsorted(b_sorted, a), b_sorted.size - 1)
+    return b_sorted[pos] == a
+
+
 @nb.njit(cache=True)
 def dense_ids_by_table(raw: np.ndarray, max_id: int) -> tuple[np.ndarray, np.ndarray]:
     """Map non-negative raw ids to dense 0..n-1 by a presence table (O(n + max_id)).

@@ -13,6 +13,7 @@ import numpy as np
 
 from movierec.data.dataset import Dataset
 from movierec.errors import ConfigError
+from movierec.kernels.sparse import in_sorted
 from movierec.models.base import Recommender
 
 LOSSES = ("bpr", "bce", "mse")
@@ -148,8 +149,7 @@ class NCF(Recommender):
         neg = rng.integers(0, n_i, size=(users.size, int(self.n_negatives)))
         for _ in range(10):
             keys = users[:, None].astype(np.int64) * n_i + neg
-            pos = np.searchsorted(pos_keys, keys)
-            hit = pos_keys[np.minimum(pos, pos_keys.size - 1)] == keys
+            hit = in_sorted(keys, pos_keys)
             if not hit.any():
                 break
             neg[hit] = rng.integers(0, n_i, size=int(hit.sum()))
